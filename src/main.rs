@@ -1,0 +1,3 @@
+fn main() {
+    println!("isc-ledger: under construction");
+}

@@ -1,0 +1,233 @@
+//! `isc-ledger bench-load`: N concurrent gRPC clients issuing a realistic mix
+//! of config changes, top-ups and reads against a running server for a
+//! bounded time; prints durable acknowledged commands/s and latency
+//! percentiles. Each client has its own HTTP/2 connection.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use tonic::transport::Channel;
+
+use super::client::{Bearer, ClientOpts};
+use super::parse_duration_s;
+use crate::api::pb;
+use crate::api::pb::ledger_client::LedgerClient;
+
+/// Options of the load generator.
+#[derive(Debug, Clone, Args)]
+pub struct BenchLoadArgs {
+    /// Concurrent clients (one connection and one account each).
+    #[arg(long, default_value_t = 64)]
+    pub clients: usize,
+    /// How long to run, e.g. 10s.
+    #[arg(long, default_value = "10s")]
+    pub duration: String,
+    /// Percentage of operations that are reads (GetAccount); the rest are
+    /// split evenly between config changes and top-ups.
+    #[arg(long, default_value_t = 20)]
+    pub read_percent: u32,
+    /// License type rented by the bench PBXs (published at version
+    /// `--price-version` if no list is in effect yet).
+    #[arg(long, default_value = "PBX-Port13")]
+    pub license_type: String,
+    /// Version of the price list the bench publishes if none exists.
+    #[arg(long, default_value_t = 1)]
+    pub price_version: u32,
+}
+
+/// What one client measured.
+#[derive(Debug, Default)]
+struct Tally {
+    write_us: Vec<u32>,
+    read_us: Vec<u32>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+fn pct(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i.min(sorted.len() - 1)]) / 1000.0
+}
+
+type Client = LedgerClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
+
+async fn connect(opts: &ClientOpts) -> anyhow::Result<Client> {
+    opts.ledger().await
+}
+
+/// A tiny deterministic PRNG (xorshift) so runs are reproducible per client.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+async fn setup(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<()> {
+    let mut c = connect(opts).await?;
+    let req = pb::PublishPriceListRequest {
+        version: a.price_version,
+        effective_at: 0,
+        entries: vec![pb::PriceEntry {
+            license_type: a.license_type.clone(),
+            tiers: vec![pb::Tier {
+                from_qty: 1,
+                monthly_price: "1.5".into(),
+            }],
+        }],
+    };
+    match c.publish_price_list(req).await {
+        Ok(_) => Ok(()),
+        // A list already exists (a previous run): use it.
+        Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(()),
+        Err(s) => Err(anyhow::anyhow!("cannot publish the bench price list: {s}")),
+    }
+}
+
+async fn run_client(
+    mut c: Client,
+    a: BenchLoadArgs,
+    run: String,
+    i: usize,
+    deadline: Instant,
+) -> anyhow::Result<Tally> {
+    let account_id = format!("bench-{run}-{i}");
+    let pbx_id = format!("pbx-{run}-{i}");
+    c.open_account(pb::OpenAccountRequest {
+        account_id: account_id.clone(),
+    })
+    .await
+    .with_context(|| format!("open {account_id}"))?;
+    c.top_up(pb::TopUpRequest {
+        account_id: account_id.clone(),
+        activation_key: format!("seed-{run}-{i}"),
+        amount: "1000000".into(),
+    })
+    .await
+    .with_context(|| format!("seed top-up of {account_id}"))?;
+    let mut t = Tally::default();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (i as u64 + 1));
+    let mut n: u64 = 0;
+    while Instant::now() < deadline {
+        n += 1;
+        let roll = (rng.next() % 100) as u32;
+        let start = Instant::now();
+        let (res, is_read) = if roll < a.read_percent {
+            let r = c
+                .get_account(pb::GetAccountRequest {
+                    account_id: account_id.clone(),
+                    at: 0,
+                })
+                .await
+                .map(|_| ());
+            (r, true)
+        } else if roll.is_multiple_of(2) {
+            let quantity = 10 + (rng.next() % 50) as u32;
+            let r = c
+                .change_config(pb::ChangeConfigRequest {
+                    account_id: account_id.clone(),
+                    pbx_id: pbx_id.clone(),
+                    licenses: vec![pb::LicenseLine {
+                        license_type: a.license_type.clone(),
+                        quantity,
+                    }],
+                    firmware_major: 13,
+                    hosting: pb::Hosting::Gateway as i32,
+                })
+                .await
+                .map(|_| ());
+            (r, false)
+        } else {
+            let r = c
+                .top_up(pb::TopUpRequest {
+                    account_id: account_id.clone(),
+                    activation_key: format!("k-{run}-{i}-{n}"),
+                    amount: "0.5".into(),
+                })
+                .await
+                .map(|_| ());
+            (r, false)
+        };
+        let us = u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX);
+        match res {
+            Ok(()) if is_read => t.read_us.push(us),
+            Ok(()) => t.write_us.push(us),
+            Err(s) => {
+                t.errors += 1;
+                if t.first_error.is_none() {
+                    t.first_error = Some(format!("{:?}: {}", s.code(), s.message()));
+                }
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Runs the load and prints the figures.
+pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
+    let secs = parse_duration_s(&a.duration)?.max(1);
+    setup(opts, &a).await?;
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64 & 0xffff_ffff)
+            .unwrap_or(0)
+    );
+    let mut clients = Vec::with_capacity(a.clients);
+    for _ in 0..a.clients {
+        clients.push(connect(opts).await?);
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(secs as u64);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| tokio::spawn(run_client(c, a.clone(), run.clone(), i, deadline)))
+        .collect();
+    let mut all = Tally::default();
+    for task in tasks {
+        let t = task.await.context("bench client panicked")??;
+        all.write_us.extend(t.write_us);
+        all.read_us.extend(t.read_us);
+        all.errors += t.errors;
+        if all.first_error.is_none() {
+            all.first_error = t.first_error;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.write_us.sort_unstable();
+    all.read_us.sort_unstable();
+    println!(
+        "bench-load: {} clients, {:.1} s against {}",
+        a.clients, elapsed, opts.server
+    );
+    println!(
+        "  durable acked commands: {} ({:.0}/s)  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms",
+        all.write_us.len(),
+        all.write_us.len() as f64 / elapsed,
+        pct(&all.write_us, 0.50),
+        pct(&all.write_us, 0.99),
+        pct(&all.write_us, 0.999)
+    );
+    println!(
+        "  reads: {} ({:.0}/s)  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms",
+        all.read_us.len(),
+        all.read_us.len() as f64 / elapsed,
+        pct(&all.read_us, 0.50),
+        pct(&all.read_us, 0.99),
+        pct(&all.read_us, 0.999)
+    );
+    println!("  errors: {}", all.errors);
+    if let Some(e) = all.first_error {
+        println!("  first error: {e}");
+    }
+    Ok(())
+}

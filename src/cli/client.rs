@@ -1,0 +1,765 @@
+//! Client subcommands: talk to a running `isc-ledger serve` over gRPC and
+//! print human-readable text (or JSON with `--json`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use super::{fmt_duration, fmt_instant, parse_instant};
+use crate::api::pb;
+use crate::api::pb::clock_client::ClockClient;
+use crate::api::pb::ledger_client::LedgerClient;
+
+/// Options shared by every client subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct ClientOpts {
+    /// URL of the ledger server.
+    #[arg(
+        long,
+        global = true,
+        env = "ISC_LEDGER_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    pub server: String,
+    /// Bearer token sent as `authorization: Bearer <token>`.
+    #[arg(long, global = true, env = "ISC_LEDGER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// Adds the bearer token to every call.
+#[derive(Debug, Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A `Ledger` client with the token interceptor.
+pub type Client = LedgerClient<InterceptedService<Channel, Bearer>>;
+
+impl ClientOpts {
+    fn bearer(&self) -> anyhow::Result<Bearer> {
+        Ok(Bearer(match &self.token {
+            Some(t) => Some(
+                format!("Bearer {t}")
+                    .parse()
+                    .context("the token must be printable ASCII")?,
+            ),
+            None => None,
+        }))
+    }
+
+    async fn channel(&self) -> anyhow::Result<Channel> {
+        Channel::from_shared(self.server.clone())
+            .with_context(|| format!("bad server URL {:?}", self.server))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {}", self.server))
+    }
+
+    /// Connects a `Ledger` client.
+    pub async fn ledger(&self) -> anyhow::Result<Client> {
+        Ok(LedgerClient::with_interceptor(
+            self.channel().await?,
+            self.bearer()?,
+        ))
+    }
+
+    async fn clock(&self) -> anyhow::Result<ClockClient<InterceptedService<Channel, Bearer>>> {
+        Ok(ClockClient::with_interceptor(
+            self.channel().await?,
+            self.bearer()?,
+        ))
+    }
+}
+
+/// Turns a gRPC status into an operator-readable error.
+fn rpc_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+/// `account open|show|close`.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    cmd: AccountCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCmd {
+    /// Open a new account with balance 0.
+    Open {
+        /// Account id (1–64 of [A-Za-z0-9._-]).
+        account_id: String,
+    },
+    /// Show balance, state, rates, runtime and PBXs.
+    Show {
+        /// Account id.
+        account_id: String,
+        /// Instant (Unix seconds or RFC 3339); default now.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Close an account, forfeiting its balance (admin).
+    Close {
+        /// Account id.
+        account_id: String,
+    },
+}
+
+/// `config set`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    cmd: ConfigCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCmd {
+    /// Replace a PBX's rented licenses (no --license ends the rental).
+    Set {
+        /// Account id.
+        #[arg(long)]
+        account: String,
+        /// PBX id.
+        #[arg(long)]
+        pbx: String,
+        /// A rented license as TYPE=QTY, e.g. PBX-Port13=120 (repeatable).
+        #[arg(long = "license", value_name = "TYPE=QTY")]
+        licenses: Vec<String>,
+        /// Firmware major version (13 or more for rental).
+        #[arg(long, default_value_t = 13)]
+        firmware: u32,
+        /// gateway or ipva.
+        #[arg(long, default_value = "gateway")]
+        hosting: String,
+    },
+}
+
+/// `topup`.
+#[derive(Debug, Args)]
+pub struct TopupArgs {
+    /// Account id.
+    #[arg(long)]
+    account: String,
+    /// Activation key (8–64 printable ASCII characters).
+    #[arg(long)]
+    key: String,
+    /// Amount in iSC, e.g. 120.5.
+    #[arg(long)]
+    amount: String,
+}
+
+/// `prices publish FILE`.
+#[derive(Debug, Args)]
+pub struct PricesArgs {
+    #[command(subcommand)]
+    cmd: PricesCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum PricesCmd {
+    /// Publish a price list from a TOML or JSON file:
+    /// `version = 1`, `effective_at = 0` (or RFC 3339),
+    /// `[[entries]] license_type = "PBX-Port13"`,
+    /// `tiers = [{ from_qty = 1, monthly_price = "1.25" }]`.
+    Publish {
+        /// The price list file (.json, otherwise TOML).
+        file: PathBuf,
+    },
+}
+
+/// `statement` (against a server).
+#[derive(Debug, Args)]
+pub struct StatementArgs {
+    /// Account id.
+    #[arg(long)]
+    account: String,
+    /// Start of the window (exclusive), Unix seconds or RFC 3339.
+    #[arg(long, default_value = "0")]
+    from: String,
+    /// End of the window (inclusive); default now.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+/// `watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only this account (default all).
+    #[arg(long)]
+    account: Option<String>,
+    /// Replay notices due after this instant first.
+    #[arg(long, default_value = "0")]
+    since: String,
+}
+
+/// `compliance`.
+#[derive(Debug, Args)]
+pub struct ComplianceArgs {
+    /// Start of the window (exclusive).
+    #[arg(long, default_value = "0")]
+    from: String,
+    /// End of the window (inclusive); default now.
+    #[arg(long)]
+    to: Option<String>,
+}
+
+/// `clock set|show` (manual-clock servers only).
+#[derive(Debug, Args)]
+pub struct ClockArgs {
+    #[command(subcommand)]
+    cmd: ClockCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClockCmd {
+    /// Move the manual clock forward.
+    Set {
+        /// Unix seconds or RFC 3339.
+        at: String,
+    },
+    /// Read the manual clock.
+    Show,
+}
+
+fn now_s() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn print(opts: &ClientOpts, json: Value, text: String) {
+    if opts.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    } else {
+        println!("{text}");
+    }
+}
+
+/// JSON form of a receipt.
+pub fn receipt_json(r: &pb::Receipt) -> Value {
+    let mut v = json!({"seq": r.seq, "at": r.at});
+    if !r.balance.is_empty() {
+        v["balance"] = json!(r.balance);
+    }
+    v
+}
+
+fn receipt_text(r: &pb::Receipt) -> String {
+    let mut s = format!("ok: record #{} at {} ({})", r.seq, fmt_instant(r.at), r.at);
+    if !r.balance.is_empty() {
+        s.push_str(&format!(", balance {} iSC", r.balance));
+    }
+    s
+}
+
+fn state_name(s: i32) -> &'static str {
+    match pb::AccountState::try_from(s) {
+        Ok(pb::AccountState::Active) => "ACTIVE",
+        Ok(pb::AccountState::Suspended) => "SUSPENDED",
+        Ok(pb::AccountState::Idle) => "IDLE",
+        Ok(pb::AccountState::Closed) => "CLOSED",
+        _ => "UNSPECIFIED",
+    }
+}
+
+fn hosting_name(h: i32) -> &'static str {
+    match pb::Hosting::try_from(h) {
+        Ok(pb::Hosting::Ipva) => "IPVA",
+        _ => "GATEWAY",
+    }
+}
+
+/// JSON form of an account view.
+pub fn account_json(v: &pb::AccountView) -> Value {
+    json!({
+        "account_id": v.account_id, "at": v.at, "balance": v.balance, "state": state_name(v.state),
+        "monthly_rate": v.monthly_rate, "daily_rate": v.daily_rate,
+        "runtime_seconds": v.runtime_seconds, "runout_at": v.runout_at,
+        "pbxs": v.pbxs.iter().map(|p| json!({
+            "pbx_id": p.pbx_id, "price_list_version": p.price_list_version, "enabled": p.enabled,
+            "monthly_cost": p.monthly_cost, "firmware_major": p.firmware_major,
+            "hosting": hosting_name(p.hosting),
+            "licenses": p.licenses.iter().map(|l| json!({
+                "license_type": l.license_type, "quantity": l.quantity, "monthly_cost": l.monthly_cost,
+                "tiers": l.tiers.iter().map(|t| json!({
+                    "from_qty": t.from_qty, "quantity": t.quantity,
+                    "monthly_price": t.monthly_price, "monthly_cost": t.monthly_cost,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Human form of an account view.
+pub fn account_text(v: &pb::AccountView) -> String {
+    let mut s = format!(
+        "account {}  {}  (at {})\n  balance       {} iSC\n  monthly rate  {} iSC/month (daily {} iSC)\n",
+        v.account_id,
+        state_name(v.state),
+        fmt_instant(v.at),
+        v.balance,
+        v.monthly_rate,
+        v.daily_rate
+    );
+    match (v.runtime_seconds, v.runout_at) {
+        (Some(r), Some(at)) => s.push_str(&format!(
+            "  runtime       {} (runs out at {})\n",
+            fmt_duration(r),
+            fmt_instant(at)
+        )),
+        _ => s.push_str("  runtime       nothing accrues\n"),
+    }
+    for p in &v.pbxs {
+        s.push_str(&format!(
+            "  pbx {}  price list v{}  {}  {} iSC/month  (firmware {}, {})\n",
+            p.pbx_id,
+            p.price_list_version,
+            if p.enabled { "enabled" } else { "DISABLED" },
+            p.monthly_cost,
+            p.firmware_major,
+            hosting_name(p.hosting),
+        ));
+        for l in &p.licenses {
+            s.push_str(&format!(
+                "    {} x {}  {} iSC/month\n",
+                l.license_type, l.quantity, l.monthly_cost
+            ));
+        }
+    }
+    s.trim_end().to_string()
+}
+
+fn line_kind(k: i32) -> &'static str {
+    use pb::statement_line::Kind;
+    match Kind::try_from(k) {
+        Ok(Kind::TopUp) => "TOP_UP",
+        Ok(Kind::Accrual) => "ACCRUAL",
+        Ok(Kind::Depletion) => "DEPLETION",
+        Ok(Kind::Reactivation) => "REACTIVATION",
+        Ok(Kind::ConfigChange) => "CONFIG_CHANGE",
+        Ok(Kind::Forfeit) => "FORFEIT",
+        Ok(Kind::Open) => "OPEN",
+        Ok(Kind::Close) => "CLOSE",
+        _ => "UNSPECIFIED",
+    }
+}
+
+/// JSON form of a statement.
+pub fn statement_json(st: &pb::Statement) -> Value {
+    json!({
+        "account_id": st.account_id, "from": st.from, "to": st.to,
+        "opening_balance": st.opening_balance, "closing_balance": st.closing_balance,
+        "lines": st.lines.iter().map(|l| {
+            let mut v = json!({"at": l.at, "kind": line_kind(l.kind), "amount": l.amount, "balance_after": l.balance_after});
+            if line_kind(l.kind) == "ACCRUAL" {
+                v["from"] = json!(l.from); v["to"] = json!(l.to);
+                v["seconds"] = json!(l.seconds); v["monthly_rate"] = json!(l.monthly_rate);
+            }
+            if l.seq != 0 { v["seq"] = json!(l.seq); }
+            if !l.pbx_id.is_empty() { v["pbx_id"] = json!(l.pbx_id); }
+            if !l.activation_key.is_empty() { v["activation_key"] = json!(l.activation_key); }
+            v
+        }).collect::<Vec<_>>(),
+    })
+}
+
+/// Human form of a statement.
+pub fn statement_text(st: &pb::Statement) -> String {
+    let mut s = format!(
+        "statement {}  ({} .. {}]\n  opening balance {:>24}\n",
+        st.account_id,
+        fmt_instant(st.from),
+        fmt_instant(st.to),
+        st.opening_balance
+    );
+    for l in &st.lines {
+        let detail = match line_kind(l.kind) {
+            "ACCRUAL" => format!(
+                "{}s at {} iSC/month from {}",
+                l.seconds,
+                l.monthly_rate,
+                fmt_instant(l.from)
+            ),
+            "CONFIG_CHANGE" => format!("pbx {}", l.pbx_id),
+            "TOP_UP" => format!("key {}", l.activation_key),
+            _ => String::new(),
+        };
+        s.push_str(&format!(
+            "  {}  {:<13} {:>20} {:>24}  {}\n",
+            fmt_instant(l.at),
+            line_kind(l.kind),
+            l.amount,
+            l.balance_after,
+            detail
+        ));
+    }
+    s.push_str(&format!("  closing balance {:>24}", st.closing_balance));
+    s
+}
+
+fn notice_kind(k: i32) -> &'static str {
+    use pb::notice::Kind;
+    match Kind::try_from(k) {
+        Ok(Kind::Reminder) => "REMINDER",
+        Ok(Kind::Depletion) => "DEPLETION",
+        Ok(Kind::Reactivation) => "REACTIVATION",
+        _ => "UNSPECIFIED",
+    }
+}
+
+/// JSON form of a notice.
+pub fn notice_json(n: &pb::Notice) -> Value {
+    let mut v = json!({"account_id": n.account_id, "at": n.at, "kind": notice_kind(n.kind)});
+    if n.threshold_seconds != 0 {
+        v["threshold_seconds"] = json!(n.threshold_seconds);
+    }
+    v
+}
+
+fn notice_text(n: &pb::Notice) -> String {
+    let what = match notice_kind(n.kind) {
+        "REMINDER" => format!(
+            "reminder: {} of runtime left",
+            fmt_duration(n.threshold_seconds)
+        ),
+        "DEPLETION" => "credit used up: every license disabled".into(),
+        "REACTIVATION" => "reactivated by a top-up".into(),
+        other => other.to_string(),
+    };
+    format!("{}  {}  {}", fmt_instant(n.at), n.account_id, what)
+}
+
+fn parse_license(s: &str) -> anyhow::Result<pb::LicenseLine> {
+    let (t, q) = s
+        .rsplit_once('=')
+        .with_context(|| format!("--license {s:?} must read TYPE=QTY"))?;
+    Ok(pb::LicenseLine {
+        license_type: t.to_string(),
+        quantity: q
+            .parse()
+            .with_context(|| format!("quantity in {s:?} is not a whole number"))?,
+    })
+}
+
+/// The on-disk shape of a price-list file.
+#[derive(Debug, serde::Deserialize)]
+struct PriceFile {
+    version: u32,
+    #[serde(default)]
+    effective_at: Option<InstantField>,
+    entries: Vec<PriceFileEntry>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum InstantField {
+    Unix(i64),
+    Text(String),
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PriceFileEntry {
+    license_type: String,
+    tiers: Vec<PriceFileTier>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PriceFileTier {
+    from_qty: u32,
+    /// A decimal string: prices are never floating point.
+    monthly_price: String,
+}
+
+/// Reads a TOML or JSON price-list file into the request.
+pub fn read_price_file(path: &std::path::Path) -> anyhow::Result<pb::PublishPriceListRequest> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file: PriceFile = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a valid price list", path.display()))?
+    } else {
+        toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid price list", path.display()))?
+    };
+    Ok(pb::PublishPriceListRequest {
+        version: file.version,
+        effective_at: match file.effective_at {
+            None => 0,
+            Some(InstantField::Unix(n)) => n,
+            Some(InstantField::Text(s)) => parse_instant(&s)?,
+        },
+        entries: file
+            .entries
+            .into_iter()
+            .map(|e| pb::PriceEntry {
+                license_type: e.license_type,
+                tiers: e
+                    .tiers
+                    .into_iter()
+                    .map(|t| pb::Tier {
+                        from_qty: t.from_qty,
+                        monthly_price: t.monthly_price,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+/// `isc-ledger account ...`
+pub async fn account(opts: &ClientOpts, a: AccountArgs) -> anyhow::Result<()> {
+    let mut c = opts.ledger().await?;
+    match a.cmd {
+        AccountCmd::Open { account_id } => {
+            let r = c
+                .open_account(pb::OpenAccountRequest { account_id })
+                .await
+                .map_err(rpc_err)?
+                .into_inner();
+            print(opts, receipt_json(&r), receipt_text(&r));
+        }
+        AccountCmd::Close { account_id } => {
+            let r = c
+                .close_account(pb::CloseAccountRequest { account_id })
+                .await
+                .map_err(rpc_err)?
+                .into_inner();
+            print(opts, receipt_json(&r), receipt_text(&r));
+        }
+        AccountCmd::Show { account_id, at } => {
+            let at = at.as_deref().map(parse_instant).transpose()?.unwrap_or(0);
+            let v = c
+                .get_account(pb::GetAccountRequest { account_id, at })
+                .await
+                .map_err(rpc_err)?
+                .into_inner();
+            print(opts, account_json(&v), account_text(&v));
+        }
+    }
+    Ok(())
+}
+
+/// `isc-ledger config set ...`
+pub async fn config(opts: &ClientOpts, a: ConfigArgs) -> anyhow::Result<()> {
+    let ConfigCmd::Set {
+        account,
+        pbx,
+        licenses,
+        firmware,
+        hosting,
+    } = a.cmd;
+    let hosting = match hosting.to_ascii_lowercase().as_str() {
+        "gateway" => pb::Hosting::Gateway,
+        "ipva" => pb::Hosting::Ipva,
+        other => bail!("--hosting {other:?}: expected gateway or ipva"),
+    };
+    let licenses = licenses
+        .iter()
+        .map(|s| parse_license(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let r = opts
+        .ledger()
+        .await?
+        .change_config(pb::ChangeConfigRequest {
+            account_id: account,
+            pbx_id: pbx,
+            licenses,
+            firmware_major: firmware,
+            hosting: hosting as i32,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    print(opts, receipt_json(&r), receipt_text(&r));
+    Ok(())
+}
+
+/// `isc-ledger topup ...`
+pub async fn topup(opts: &ClientOpts, a: TopupArgs) -> anyhow::Result<()> {
+    let r = opts
+        .ledger()
+        .await?
+        .top_up(pb::TopUpRequest {
+            account_id: a.account,
+            activation_key: a.key,
+            amount: a.amount,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    print(opts, receipt_json(&r), receipt_text(&r));
+    Ok(())
+}
+
+/// `isc-ledger prices publish FILE`
+pub async fn prices(opts: &ClientOpts, a: PricesArgs) -> anyhow::Result<()> {
+    let PricesCmd::Publish { file } = a.cmd;
+    let req = read_price_file(&file)?;
+    let r = opts
+        .ledger()
+        .await?
+        .publish_price_list(req)
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    print(opts, receipt_json(&r), receipt_text(&r));
+    Ok(())
+}
+
+/// `isc-ledger statement --account ...` against a server.
+pub async fn statement(opts: &ClientOpts, a: StatementArgs) -> anyhow::Result<()> {
+    let to = match a.to {
+        Some(t) => parse_instant(&t)?,
+        None => now_s(),
+    };
+    let st = opts
+        .ledger()
+        .await?
+        .get_statement(pb::GetStatementRequest {
+            account_id: a.account,
+            from: parse_instant(&a.from)?,
+            to,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    print(opts, statement_json(&st), statement_text(&st));
+    Ok(())
+}
+
+/// `isc-ledger watch`: prints notices until interrupted.
+pub async fn watch(opts: &ClientOpts, a: WatchArgs) -> anyhow::Result<()> {
+    let mut stream = opts
+        .ledger()
+        .await?
+        .watch(pb::WatchRequest {
+            account_id: a.account.unwrap_or_default(),
+            since: parse_instant(&a.since)?,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    while let Some(n) = stream.message().await.map_err(rpc_err)? {
+        if opts.json {
+            println!("{}", notice_json(&n));
+        } else {
+            println!("{}", notice_text(&n));
+        }
+    }
+    Ok(())
+}
+
+/// `isc-ledger compliance`.
+pub async fn compliance(opts: &ClientOpts, a: ComplianceArgs) -> anyhow::Result<()> {
+    let to = match a.to {
+        Some(t) => parse_instant(&t)?,
+        None => now_s(),
+    };
+    let rep = opts
+        .ledger()
+        .await?
+        .get_compliance_report(pb::GetComplianceReportRequest {
+            from: parse_instant(&a.from)?,
+            to,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    let json = json!({
+        "from": rep.from, "to": rep.to,
+        "entries": rep.entries.iter().map(|e| json!({
+            "account_id": e.account_id, "pbx_id": e.pbx_id,
+            "cycles": e.cycles.iter().map(|c| json!({"lowered_at": c.lowered_at, "raised_at": c.raised_at})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let mut text = format!(
+        "continuous-use report ({} .. {}]: {} PBX(s) flagged",
+        fmt_instant(rep.from),
+        fmt_instant(rep.to),
+        rep.entries.len()
+    );
+    for e in &rep.entries {
+        text.push_str(&format!("\n  account {} pbx {}", e.account_id, e.pbx_id));
+        for c in &e.cycles {
+            text.push_str(&format!(
+                "\n    lowered {}  raised {}",
+                fmt_instant(c.lowered_at),
+                fmt_instant(c.raised_at)
+            ));
+        }
+    }
+    print(opts, json, text);
+    Ok(())
+}
+
+/// `isc-ledger clock set|show`.
+pub async fn clock(opts: &ClientOpts, a: ClockArgs) -> anyhow::Result<()> {
+    let mut c = opts.clock().await?;
+    let t = match a.cmd {
+        ClockCmd::Set { at } => {
+            c.set_time(pb::SetTimeRequest {
+                unix_seconds: parse_instant(&at)?,
+            })
+            .await
+        }
+        ClockCmd::Show => c.get_time(pb::GetTimeRequest {}).await,
+    }
+    .map_err(rpc_err)?
+    .into_inner()
+    .unix_seconds;
+    print(
+        opts,
+        json!({"unix_seconds": t}),
+        format!("clock: {} ({t})", fmt_instant(t)),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn price_file_toml_and_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("p.toml");
+        std::fs::write(
+            &p,
+            "version = 2\neffective_at = \"2026-01-01T00:00:00Z\"\n[[entries]]\nlicense_type = \"PBX-Port13\"\ntiers = [{ from_qty = 1, monthly_price = \"1.25\" }, { from_qty = 501, monthly_price = \"1\" }]\n",
+        )
+        .unwrap();
+        let r = read_price_file(&p).unwrap();
+        assert_eq!(r.version, 2);
+        assert_eq!(r.effective_at, 1_767_225_600);
+        assert_eq!(r.entries[0].tiers[1].from_qty, 501);
+        let j = dir.path().join("p.json");
+        std::fs::write(&j, r#"{"version":1,"entries":[{"license_type":"X","tiers":[{"from_qty":1,"monthly_price":"2"}]}]}"#).unwrap();
+        assert_eq!(read_price_file(&j).unwrap().entries[0].license_type, "X");
+        let bad = dir.path().join("b.toml");
+        std::fs::write(&bad, "version = 1\n[[entries]]\nlicense_type = \"X\"\ntiers = [{ from_qty = 1, monthly_price = 1.5 }]\n").unwrap();
+        assert!(read_price_file(&bad).is_err(), "float prices are refused");
+    }
+
+    #[test]
+    fn license_args() {
+        let l = parse_license("App(phone)13=5").unwrap();
+        assert_eq!((l.license_type.as_str(), l.quantity), ("App(phone)13", 5));
+        assert!(parse_license("PBX-Port13").is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! The byte layout of the log: frames, records, the hash chain and
+//! snapshots. Pure functions only (no sled, no I/O) so the format can be
+//! unit-tested and documented in one place; `docs-store.md` describes the
+//! same bytes for auditors.
+//!
+//! Frame (one sled value in tree `log`, key = first seq as u64 big-endian):
+//!
+//! ```text
+//! frame_version u8 (= 1)
+//! count         u16 BE            1..=MAX_RECORDS_PER_FRAME
+//! prev_hash     [u8; 32]          chain hash of the record before the first one
+//! count × record
+//! frame_crc     u32 BE            CRC-32 (IEEE) of every byte above
+//! ```
+//!
+//! Record (inside a frame):
+//!
+//! ```text
+//! record_version u8 (= 1)
+//! at_delta       zigzag LEB128    at - at of the previous record in the frame (0 before the first)
+//! len            LEB128           length of the event bytes
+//! event          len bytes        bincode 2, `config::standard()`, serde
+//! record_crc     u32 BE           CRC-32 of seq u64 BE || the record bytes above
+//! ```
+//!
+//! Record hash: `SHA-256(record_version || prev_hash || seq u64 BE || at i64 BE || event)`,
+//! `prev_hash` of seq 1 is 32 zero bytes.
+
+use sha2::{Digest, Sha256};
+
+/// A 32-byte SHA-256 chain hash.
+pub type Hash = [u8; 32];
+
+/// The chain hash "before seq 1".
+pub const GENESIS_HASH: Hash = [0u8; 32];
+
+/// The only frame layout so far. A new layout adds a version and a decoder,
+/// never rewrites old frames (style: the storage format is a contract).
+pub const FRAME_VERSION_1: u8 = 1;
+
+/// The only record layout so far (see [`record_hash`]).
+pub const RECORD_VERSION_1: u8 = 1;
+
+/// At most this many records per frame: bounds the work to re-hash a frame
+/// when one record of it is read, and the size of a sled value.
+pub const MAX_RECORDS_PER_FRAME: usize = 1024;
+
+/// A frame is closed once its encoded records pass this size, so that a
+/// sled leaf (≤ 17 values) stays below sled's blob threshold (see
+/// `sled_log::SEGMENT_SIZE_BYTES`).
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// One event may not encode to more than this; bigger is a caller bug.
+pub const MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Bytes of the frame header: version, count, prev_hash.
+pub const FRAME_HEADER_BYTES: usize = 1 + 2 + 32;
+
+/// Computes a record's chain hash from its parts (the documented layout).
+pub fn record_hash(prev_hash: &Hash, seq: u64, at: i64, event: &[u8]) -> Hash {
+    let mut h = Sha256::new();
+    h.update([RECORD_VERSION_1]);
+    h.update(prev_hash);
+    h.update(seq.to_be_bytes());
+    h.update(at.to_be_bytes());
+    h.update(event);
+    h.finalize().into()
+}
+
+/// Appends `v` as unsigned LEB128.
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads an unsigned LEB128 at `*pos`, advancing it. `None` when truncated
+/// or longer than 10 bytes.
+pub fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for i in 0..10 {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn record_crc(seq: u64, bytes: &[u8]) -> u32 {
+    let mut c = crc32fast::Hasher::new();
+    c.update(&seq.to_be_bytes());
+    c.update(bytes);
+    c.finalize()
+}
+
+/// Builds one frame from already-encoded events. The caller decides where
+/// frames split; this only lays bytes out.
+pub struct FrameBuilder {
+    buf: Vec<u8>,
+    first_seq: u64,
+    count: u16,
+    last_at: i64,
+}
+
+impl FrameBuilder {
+    /// Starts a frame whose first record will have `first_seq`.
+    pub fn new(first_seq: u64, prev_hash: &Hash) -> FrameBuilder {
+        let mut buf = Vec::with_capacity(4096);
+        buf.push(FRAME_VERSION_1);
+        buf.extend_from_slice(&0u16.to_be_bytes());
+        buf.extend_from_slice(prev_hash);
+        FrameBuilder {
+            buf,
+            first_seq,
+            count: 0,
+            last_at: 0,
+        }
+    }
+
+    /// Records in the frame so far.
+    pub fn count(&self) -> usize {
+        usize::from(self.count)
+    }
+
+    /// Encoded size so far.
+    pub fn len_bytes(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True when no further record may be added.
+    pub fn is_full(&self) -> bool {
+        self.count() >= MAX_RECORDS_PER_FRAME || self.buf.len() >= MAX_FRAME_BYTES
+    }
+
+    /// Appends a record with the next seq.
+    pub fn push(&mut self, at: i64, event: &[u8]) {
+        debug_assert!(!self.is_full());
+        debug_assert!(event.len() <= MAX_EVENT_BYTES);
+        let seq = self.first_seq + u64::from(self.count);
+        let start = self.buf.len();
+        self.buf.push(RECORD_VERSION_1);
+        put_uvarint(&mut self.buf, zigzag(at.wrapping_sub(self.last_at)));
+        put_uvarint(&mut self.buf, event.len() as u64);
+        self.buf.extend_from_slice(event);
+        let crc = record_crc(seq, &self.buf[start..]);
+        self.buf.extend_from_slice(&crc.to_be_bytes());
+        self.last_at = at;
+        self.count += 1;
+    }
+
+    /// Seals the frame: fills in the count and appends the frame CRC.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.buf[1..3].copy_from_slice(&self.count.to_be_bytes());
+        let crc = crc32fast::hash(&self.buf);
+        self.buf.extend_from_slice(&crc.to_be_bytes());
+        self.buf
+    }
+}
+
+/// What is wrong with a frame, as precisely as the bytes allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameDefect {
+    /// The frame does not even hold a header and a CRC.
+    TooShort,
+    /// Unknown frame layout version.
+    FrameVersion(u8),
+    /// A record could not be parsed, or its own CRC fails: this seq is the
+    /// first bad one.
+    Record { seq: u64, what: &'static str },
+    /// Records parse but the frame CRC fails (header or trailer altered).
+    FrameCrc,
+    /// Bytes left over after `count` records.
+    TrailingBytes,
+}
+
+/// One record of a frame, borrowing the event bytes from the frame.
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    /// Sequence number (frame key + index).
+    pub seq: u64,
+    /// Instant of the event.
+    pub at: i64,
+    /// Record layout version (selects the upcaster for `event`).
+    pub version: u8,
+    /// bincode-encoded event.
+    pub event: &'a [u8],
+}
+
+/// A parsed frame.
+#[derive(Debug, Clone)]
+pub struct RawFrame<'a> {
+    /// Chain hash of the record before the first.
+    pub prev_hash: Hash,
+    /// The records, in seq order.
+    pub records: Vec<RawRecord<'a>>,
+}
+
+impl RawFrame<'_> {
+    /// Hashes every record in order; returns the hashes (same order).
+    pub fn hashes(&self) -> Vec<Hash> {
+        let mut prev = self.prev_hash;
+        self.records
+            .iter()
+            .map(|r| {
+                prev = record_hash(&prev, r.seq, r.at, r.event);
+                prev
+            })
+            .collect()
+    }
+
+    /// Chain hash of the last record (the frame's contribution to the head).
+    pub fn last_hash(&self) -> Hash {
+        self.hashes().last().copied().unwrap_or(self.prev_hash)
+    }
+}
+
+/// Parses and checks one frame stored under `first_seq`. Per-record CRCs
+/// are checked first so that a damaged byte is blamed on its seq; the
+/// frame CRC then covers the header and anything the records do not.
+pub fn decode_frame(first_seq: u64, buf: &[u8]) -> Result<RawFrame<'_>, FrameDefect> {
+    if buf.len() < FRAME_HEADER_BYTES + 4 {
+        return Err(FrameDefect::TooShort);
+    }
+    if buf[0] != FRAME_VERSION_1 {
+        return Err(FrameDefect::FrameVersion(buf[0]));
+    }
+    let count = u16::from_be_bytes([buf[1], buf[2]]);
+    let mut prev_hash = [0u8; 32];
+    prev_hash.copy_from_slice(&buf[3..35]);
+    let body_end = buf.len() - 4;
+    let body = &buf[..body_end];
+    let mut pos = FRAME_HEADER_BYTES;
+    let mut records = Vec::with_capacity(usize::from(count));
+    let mut last_at: i64 = 0;
+    for i in 0..u64::from(count) {
+        let seq = first_seq + i;
+        let bad = |what| FrameDefect::Record { seq, what };
+        let start = pos;
+        let version = *body.get(pos).ok_or(bad("record truncated"))?;
+        pos += 1;
+        let delta = get_uvarint(body, &mut pos).ok_or(bad("record truncated (at)"))?;
+        let len = get_uvarint(body, &mut pos).ok_or(bad("record truncated (length)"))?;
+        let len = usize::try_from(len).map_err(|_| bad("record length overflows"))?;
+        if len > MAX_EVENT_BYTES || pos + len + 4 > body.len() {
+            return Err(bad("record truncated (event bytes)"));
+        }
+        let event = &body[pos..pos + len];
+        pos += len;
+        let stored = u32::from_be_bytes([body[pos], body[pos + 1], body[pos + 2], body[pos + 3]]);
+        if record_crc(seq, &body[start..pos]) != stored {
+            return Err(bad("record checksum mismatch (altered, moved or torn)"));
+        }
+        pos += 4;
+        if version != RECORD_VERSION_1 {
+            return Err(bad("unknown record version"));
+        }
+        let at = last_at.wrapping_add(unzigzag(delta));
+        last_at = at;
+        records.push(RawRecord {
+            seq,
+            at,
+            version,
+            event,
+        });
+    }
+    if pos != body_end {
+        return Err(FrameDefect::TrailingBytes);
+    }
+    let stored = u32::from_be_bytes([
+        buf[body_end],
+        buf[body_end + 1],
+        buf[body_end + 2],
+        buf[body_end + 3],
+    ]);
+    if crc32fast::hash(body) != stored {
+        return Err(FrameDefect::FrameCrc);
+    }
+    Ok(RawFrame { prev_hash, records })
+}
+
+/// The head marker, stored in the log tree next to the frames and updated
+/// atomically with them: it is how truncation of acknowledged records is
+/// detected. Layout: `version u8 (=1) || seq u64 BE || at i64 BE || hash [32]`.
+pub fn encode_head(seq: u64, at: i64, hash: &Hash) -> [u8; 49] {
+    let mut out = [0u8; 49];
+    out[0] = 1;
+    out[1..9].copy_from_slice(&seq.to_be_bytes());
+    out[9..17].copy_from_slice(&at.to_be_bytes());
+    out[17..49].copy_from_slice(hash);
+    out
+}
+
+/// Inverse of [`encode_head`].
+pub fn decode_head(buf: &[u8]) -> Option<(u64, i64, Hash)> {
+    if buf.len() != 49 || buf[0] != 1 {
+        return None;
+    }
+    let seq = u64::from_be_bytes(buf[1..9].try_into().ok()?);
+    let at = i64::from_be_bytes(buf[9..17].try_into().ok()?);
+    let hash: Hash = buf[17..49].try_into().ok()?;
+    Some((seq, at, hash))
+}
+
+/// Snapshot value layout: `version u8 (=1) || seq u64 BE || at i64 BE ||
+/// hash [32] || crc32 u32 BE (of the state bytes) || state bytes (bincode 2)`.
+pub fn encode_snapshot(seq: u64, at: i64, hash: &Hash, state: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(53 + state.len());
+    out.push(1);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&at.to_be_bytes());
+    out.extend_from_slice(hash);
+    out.extend_from_slice(&crc32fast::hash(state).to_be_bytes());
+    out.extend_from_slice(state);
+    out
+}
+
+/// Inverse of [`encode_snapshot`]; `None` when damaged.
+pub fn decode_snapshot(buf: &[u8]) -> Option<(u64, i64, Hash, &[u8])> {
+    if buf.len() < 53 || buf[0] != 1 {
+        return None;
+    }
+    let (seq, at, hash) = decode_head(&{
+        let mut h = [0u8; 49];
+        h.copy_from_slice(&buf[..49]);
+        h
+    })?;
+    let crc = u32::from_be_bytes(buf[49..53].try_into().ok()?);
+    let state = &buf[53..];
+    (crc32fast::hash(state) == crc).then_some((seq, at, hash, state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(first_seq: u64, events: &[(i64, &[u8])]) -> Vec<u8> {
+        let mut b = FrameBuilder::new(first_seq, &GENESIS_HASH);
+        for (at, ev) in events {
+            b.push(*at, ev);
+        }
+        b.finish()
+    }
+
+    #[test]
+    fn varints_round_trip() {
+        for v in [0u64, 1, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut buf = vec![];
+            put_uvarint(&mut buf, v);
+            let mut pos = 0;
+            assert_eq!(get_uvarint(&buf, &mut pos), Some(v));
+            assert_eq!(pos, buf.len());
+        }
+        for v in [0i64, -1, 1, i64::MIN, i64::MAX, 1_700_000_000] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+
+    #[test]
+    fn frame_round_trips_and_hashes_chain() {
+        let buf = frame(7, &[(100, b"abc"), (90, b""), (1_700_000_000, b"xyz")]);
+        let f = decode_frame(7, &buf).expect("valid frame");
+        let got: Vec<_> = f.records.iter().map(|r| (r.seq, r.at, r.event)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (7, 100, &b"abc"[..]),
+                (8, 90, &b""[..]),
+                (9, 1_700_000_000, &b"xyz"[..])
+            ]
+        );
+        let h7 = record_hash(&GENESIS_HASH, 7, 100, b"abc");
+        let h8 = record_hash(&h7, 8, 90, b"");
+        assert_eq!(f.hashes()[..2], [h7, h8]);
+    }
+
+    #[test]
+    fn record_hash_is_the_documented_sha256() {
+        // Recompute by hand from the documented byte layout.
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(&[0u8; 32]);
+        bytes.extend_from_slice(&1u64.to_be_bytes());
+        bytes.extend_from_slice(&5i64.to_be_bytes());
+        bytes.extend_from_slice(b"ev");
+        let want: Hash = Sha256::digest(&bytes).into();
+        assert_eq!(record_hash(&GENESIS_HASH, 1, 5, b"ev"), want);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_blamed_on_its_record() {
+        let buf = frame(10, &[(1, b"aaaa"), (2, b"bbbb"), (3, b"cccc")]);
+        let pos = buf.windows(4).position(|w| w == b"bbbb").expect("present");
+        let mut bad = buf.clone();
+        bad[pos] ^= 1;
+        assert_eq!(
+            decode_frame(10, &bad).unwrap_err(),
+            FrameDefect::Record {
+                seq: 11,
+                what: "record checksum mismatch (altered, moved or torn)"
+            }
+        );
+        // Header damage is caught by the frame CRC.
+        let mut bad = buf.clone();
+        bad[5] ^= 1;
+        assert_eq!(decode_frame(10, &bad).unwrap_err(), FrameDefect::FrameCrc);
+        // A frame read under the wrong key fails on its first record.
+        assert!(matches!(
+            decode_frame(11, &buf),
+            Err(FrameDefect::Record { seq: 11, .. })
+        ));
+        // Every truncation is detected.
+        for cut in 0..buf.len() {
+            assert!(decode_frame(10, &buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn head_and_snapshot_round_trip() {
+        let h = [7u8; 32];
+        assert_eq!(decode_head(&encode_head(3, -4, &h)), Some((3, -4, h)));
+        let s = encode_snapshot(9, 10, &h, b"state");
+        assert_eq!(decode_snapshot(&s), Some((9, 10, h, &b"state"[..])));
+        let mut bad = s.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(decode_snapshot(&bad), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! Binds the generic store to the domain (filled in once `domain` lands).

@@ -1,0 +1,158 @@
+//! The durable, tamper-evident event log (issue 4).
+//!
+//! Owns: how accepted events become bytes on disk (frames, records, the
+//! SHA-256 hash chain — see [`codec`]), durability (an append returns only
+//! once its bytes are `fdatasync`ed), the per-account index, snapshots of
+//! the folded state, and the checks an auditor runs ([`verify`]).
+//!
+//! Must not: decide anything about billing. The store is generic over the
+//! event type `E` (anything serde can encode) and the snapshot state `S`;
+//! the domain is bound in [`ledger`] only.
+//!
+//! Invariants (asserted in code, tested in `tests/store_*.rs`):
+//! - seqs are dense from 1; `at` never decreases along the log;
+//! - every record commits to its predecessor's hash;
+//! - an acknowledged append survives a crash or power loss; a frame that
+//!   was never acknowledged is discarded on open, anything else damaged is
+//!   reported with the first bad seq.
+
+pub mod codec;
+pub mod ledger;
+pub mod sled_log;
+pub mod verify;
+
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use codec::{Hash, GENESIS_HASH};
+pub use sled_log::{SledLog, StoreOptions};
+
+/// Default data directory of every subcommand (spec §10).
+pub const DEFAULT_DATA_DIR: &str = "./isc-ledger-data";
+
+/// The store needs to know which account an event belongs to, to keep the
+/// per-account index. `None` for ledger-wide events (price lists).
+pub trait Indexed {
+    /// The account this event touches, if any.
+    fn account_id(&self) -> Option<&str>;
+}
+
+/// The end of the log: the last record's seq, chain hash and instant
+/// (seq 0, genesis hash and at 0 for an empty log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// Seq of the last record; 0 when empty.
+    pub seq: u64,
+    /// Chain hash of the last record.
+    pub hash: Hash,
+    /// Instant of the last record.
+    pub at: i64,
+}
+
+impl Head {
+    /// The head of an empty log.
+    pub const EMPTY: Head = Head {
+        seq: 0,
+        hash: GENESIS_HASH,
+        at: 0,
+    };
+}
+
+/// One record as read back, with its place in the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecord<E> {
+    /// Dense sequence number from 1.
+    pub seq: u64,
+    /// Instant the event takes effect (Unix seconds).
+    pub at: i64,
+    /// Hash of the record before (zeros for seq 1).
+    pub prev_hash: Hash,
+    /// This record's chain hash.
+    pub hash: Hash,
+    /// The decoded event.
+    pub event: E,
+}
+
+/// A snapshot of the folded state and the head it covers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot<S> {
+    /// The last record folded into `state`.
+    pub head: Head,
+    /// The state after folding records `1..=head.seq`.
+    pub state: S,
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file system failed.
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// sled failed (it reports its own corruption this way too).
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// The stored bytes are damaged or were tampered with; `seq` is the
+    /// first record that cannot be trusted.
+    #[error("seq {seq}: {what}")]
+    Corrupt {
+        /// First bad seq.
+        seq: u64,
+        /// What is wrong, for a person.
+        what: String,
+    },
+    /// An event could not be encoded (a caller bug).
+    #[error("cannot encode event: {0}")]
+    Encode(String),
+    /// An event encodes to more than [`codec::MAX_EVENT_BYTES`].
+    #[error("event encodes to {bytes} bytes, more than the limit of {limit}")]
+    EventTooLarge {
+        /// Encoded size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// `at` would go backwards along the log (spec §3); a caller bug.
+    #[error("event at {at} is earlier than the last record's at {last_at}")]
+    AtGoesBackwards {
+        /// Instant of the rejected event.
+        at: i64,
+        /// Instant of the log head.
+        last_at: i64,
+    },
+    /// An account id that the index cannot hold.
+    #[error("account id of {0} bytes is longer than the index allows (255)")]
+    AccountIdTooLong(usize),
+    /// A snapshot could not be encoded or decoded.
+    #[error("snapshot: {0}")]
+    Snapshot(String),
+}
+
+/// A backend for the log. sled is the embedded default ([`SledLog`]); a
+/// second backend implements this trait and nothing above the store changes.
+pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
+    /// Appends `(at, event)` pairs as consecutive records. Returns their
+    /// seqs; when it returns `Ok`, every one of them is durable
+    /// (`fdatasync`ed). On error nothing of the batch is acknowledged.
+    fn append(&mut self, batch: &[(i64, E)]) -> Result<Vec<u64>, StoreError>;
+
+    /// The last durable record.
+    fn head(&self) -> Head;
+
+    /// Records `from_seq..=to_seq` (clamped to the log) in seq order, with
+    /// their chain hashes; the chain is checked as it is read.
+    fn read_range(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> impl Iterator<Item = Result<StoredRecord<E>, StoreError>> + '_;
+
+    /// Every record of one account, in seq order, without scanning the log.
+    fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError>;
+
+    /// Stores a snapshot of `state`, which must be the fold of the log up to
+    /// the current head.
+    fn save_snapshot<S: Serialize>(&mut self, state: &S) -> Result<(), StoreError>;
+
+    /// The newest snapshot that is intact and whose chain hash matches the
+    /// log; `None` when there is none (then replay from seq 1).
+    fn load_snapshot<S: DeserializeOwned>(&self) -> Result<Option<Snapshot<S>>, StoreError>;
+}

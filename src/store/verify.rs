@@ -1,0 +1,1 @@
+//! The auditor's full check of a log.

@@ -16,3 +16,8 @@ pub mod pb {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("isc_ledger_descriptor");
 }
+
+pub mod convert;
+pub mod server;
+pub mod service;
+pub mod status;

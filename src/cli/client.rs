@@ -278,13 +278,6 @@ fn state_name(s: i32) -> &'static str {
     }
 }
 
-fn hosting_name(h: i32) -> &'static str {
-    match pb::Hosting::try_from(h) {
-        Ok(pb::Hosting::Ipva) => "IPVA",
-        _ => "GATEWAY",
-    }
-}
-
 /// JSON form of an account view.
 pub fn account_json(v: &pb::AccountView) -> Value {
     json!({
@@ -293,12 +286,11 @@ pub fn account_json(v: &pb::AccountView) -> Value {
         "runtime_seconds": v.runtime_seconds, "runout_at": v.runout_at,
         "pbxs": v.pbxs.iter().map(|p| json!({
             "pbx_id": p.pbx_id, "price_list_version": p.price_list_version, "enabled": p.enabled,
-            "monthly_cost": p.monthly_cost, "firmware_major": p.firmware_major,
-            "hosting": hosting_name(p.hosting),
+            "monthly_cost": p.monthly_cost,
             "licenses": p.licenses.iter().map(|l| json!({
                 "license_type": l.license_type, "quantity": l.quantity, "monthly_cost": l.monthly_cost,
                 "tiers": l.tiers.iter().map(|t| json!({
-                    "from_qty": t.from_qty, "quantity": t.quantity,
+                    "from_qty": t.from_qty, "to_qty": t.to_qty, "quantity": t.quantity,
                     "monthly_price": t.monthly_price, "monthly_cost": t.monthly_cost,
                 })).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
@@ -327,13 +319,11 @@ pub fn account_text(v: &pb::AccountView) -> String {
     }
     for p in &v.pbxs {
         s.push_str(&format!(
-            "  pbx {}  price list v{}  {}  {} iSC/month  (firmware {}, {})\n",
+            "  pbx {}  price list v{}  {}  {} iSC/month\n",
             p.pbx_id,
             p.price_list_version,
             if p.enabled { "enabled" } else { "DISABLED" },
             p.monthly_cost,
-            p.firmware_major,
-            hosting_name(p.hosting),
         ));
         for l in &p.licenses {
             s.push_str(&format!(
@@ -371,7 +361,6 @@ pub fn statement_json(st: &pb::Statement) -> Value {
                 v["from"] = json!(l.from); v["to"] = json!(l.to);
                 v["seconds"] = json!(l.seconds); v["monthly_rate"] = json!(l.monthly_rate);
             }
-            if l.seq != 0 { v["seq"] = json!(l.seq); }
             if !l.pbx_id.is_empty() { v["pbx_id"] = json!(l.pbx_id); }
             if !l.activation_key.is_empty() { v["activation_key"] = json!(l.activation_key); }
             v

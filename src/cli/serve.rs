@@ -3,7 +3,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
 use clap::Args;
+use tokio::net::TcpListener;
+
+use super::{parse_duration_s, parse_instant};
+use crate::api::auth::Tokens;
+use crate::api::server::{effective_listen_addr, serve, ServerOptions};
+use crate::domain::{ComplianceRule, Policy};
+use crate::engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock, DEFAULT_GROUP_MAX};
 
 /// Options of `serve`.
 #[derive(Debug, Clone, Args)]
@@ -46,7 +56,126 @@ pub struct ServeArgs {
     pub no_group_commit: bool,
 }
 
-/// Runs the server until SIGTERM / Ctrl-C.
-pub async fn run(_a: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("serve: not wired yet")
+impl ServeArgs {
+    /// The billing policy from `--min-activation-runtime`, `--reminders`
+    /// and `--compliance`.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        let reminders = self
+            .reminders
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(parse_duration_s)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("--reminders")?;
+        let parts: Vec<&str> = self.compliance.split(',').collect();
+        let [gap, cycles, window] = parts[..] else {
+            bail!(
+                "--compliance {:?}: expected GAP,CYCLES,WINDOW like 72h,3,30d",
+                self.compliance
+            );
+        };
+        let policy = Policy {
+            min_activation_runtime_s: parse_duration_s(&self.min_activation_runtime)
+                .context("--min-activation-runtime")?,
+            reminder_thresholds_s: reminders,
+            compliance: ComplianceRule {
+                max_gap_s: parse_duration_s(gap).context("--compliance gap")?,
+                cycles: cycles
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("--compliance cycles {cycles:?}"))?,
+                window_s: parse_duration_s(window).context("--compliance window")?,
+            },
+        };
+        policy
+            .normalized()
+            .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))
+    }
+
+    /// The clock from `--clock` and `--start-at`.
+    pub fn make_clock(&self) -> anyhow::Result<Arc<dyn Clock>> {
+        match self.clock.as_str() {
+            "system" => Ok(Arc::new(SystemClock)),
+            "manual" => Ok(Arc::new(ManualClock::new(
+                parse_instant(&self.start_at).context("--start-at")?,
+            ))),
+            other => bail!("--clock {other:?}: expected system or manual"),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Runs the server until SIGTERM / Ctrl-C; returns after a clean stop.
+pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
+    let policy = a.policy()?;
+    let clock = a.make_clock()?;
+    let tokens = Tokens::load(a.tokens.as_deref())?;
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some((
+            std::fs::read(c).with_context(|| format!("cannot read {}", c.display()))?,
+            std::fs::read(k).with_context(|| format!("cannot read {}", k.display()))?,
+        )),
+        _ => None,
+    };
+    let manual = clock.as_manual().is_some();
+    let config = EngineConfig {
+        policy,
+        group_max: if a.no_group_commit {
+            1
+        } else {
+            DEFAULT_GROUP_MAX
+        },
+        snapshot_every: a.snapshot_every.max(1),
+    };
+    tracing::info!(
+        data = %a.data.display(), group_commit = !a.no_group_commit, clock = %a.clock,
+        "starting isc-ledger"
+    );
+    let engine = Engine::start(&a.data, config, clock)
+        .with_context(|| format!("cannot open the ledger in {}", a.data.display()))?;
+    let addr = effective_listen_addr(a.listen, &tokens);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    // Tests and scripts read this line to find an ephemeral port.
+    println!("listening on {}", listener.local_addr()?);
+    serve(
+        engine,
+        listener,
+        ServerOptions {
+            tokens,
+            tls,
+            clock_service: manual,
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
 }

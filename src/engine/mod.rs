@@ -1,3 +1,416 @@
-//! The live ledger: one writer task owns the log and the state.
+//! The live ledger: one writer owns the log and the state (issue 5).
+//!
+//! Owns: the order of records, group commit, stamping `at` from a [`Clock`],
+//! the shared in-memory state that reads use, and the publication of notices
+//! to watchers. Must not: validate input (that is `Ledger::decide`) or know
+//! about gRPC (that is `api`).
+//!
+//! How a write flows: a handler sends a [`Request`] on a bounded channel and
+//! awaits a oneshot reply. The writer thread drains up to
+//! [`EngineConfig::group_max`] queued requests, runs `decide` + `apply` for
+//! each against its private working copy of the ledger (so later commands of
+//! a group see earlier ones), makes ONE durable append for the whole group,
+//! then applies the same events to the shared state under its write lock,
+//! broadcasts the notices and answers everyone. Rejections and idempotent
+//! retries are answered after the append too, since they may depend on a
+//! command earlier in the same group.
+//!
+//! Invariants:
+//! - the shared state only ever holds durable records (applied after the
+//!   append returned);
+//! - `at` is `max(clock, last_at)`: never below the log's last `at`;
+//! - notices due at `t` are published before the events at `t`, and a
+//!   notice is broadcast under the same write lock that makes it visible, so
+//!   a watcher that subscribes under the read lock replays exactly what was
+//!   broadcast before it and receives the rest live;
+//! - after a storage failure the writer refuses every write (UNAVAILABLE):
+//!   it no longer knows what is on disk, a restart replays the log.
 
 pub mod clock;
+mod writer;
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::domain::{
+    account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Event,
+    Ledger, Notice, Policy, Receipt, Rejection, Statement,
+};
+use crate::store::{Indexed, LogStore, SledLog, StoreError, StoreOptions};
+pub use clock::{Clock, ManualClock, SystemClock};
+
+/// Most commands committed by one durable append. Bounds the latency of
+/// the last command of a group and the memory of one batch.
+pub const DEFAULT_GROUP_MAX: usize = 1024;
+/// Commands waiting for the writer; past this, handlers wait (backpressure).
+pub const QUEUE_CAPACITY: usize = 16_384;
+/// Notices buffered per watcher before it is declared lagging.
+pub const WATCH_BUFFER: usize = 4_096;
+
+/// The stored form of a domain event. Transparent for serde, so the bytes
+/// are exactly those of [`Event`]; it only carries the store's [`Indexed`]
+/// binding on the engine's side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredEvent(pub Event);
+
+impl Indexed for StoredEvent {
+    fn account_id(&self) -> Option<&str> {
+        self.0.account_id()
+    }
+}
+
+/// The log the engine writes.
+pub type Log = SledLog<StoredEvent>;
+
+/// Why the engine could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The ledger refused the command (a domain rule).
+    #[error("{0}")]
+    Rejected(Rejection),
+    /// Storage failed or the engine is stopping; nothing was recorded.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<Rejection> for EngineError {
+    fn from(r: Rejection) -> Self {
+        EngineError::Rejected(r)
+    }
+}
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The log contradicts itself.
+    #[error("the log cannot be replayed at seq {seq}: {what}")]
+    Replay {
+        /// First bad record.
+        seq: u64,
+        /// Why.
+        what: String,
+    },
+    /// The writer thread could not be spawned.
+    #[error("cannot start the writer thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Billing policy (min activation runtime, reminders, compliance).
+    pub policy: Policy,
+    /// Most commands per durable append (1 = no group commit).
+    pub group_max: usize,
+    /// Snapshot every N records.
+    pub snapshot_every: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            group_max: DEFAULT_GROUP_MAX,
+            snapshot_every: 10_000,
+        }
+    }
+}
+
+/// What the writer is asked to do.
+pub(crate) enum Request {
+    Command {
+        cmd: Command,
+        reply: oneshot::Sender<Result<Receipt, EngineError>>,
+    },
+    SetTime {
+        t: i64,
+        reply: oneshot::Sender<Result<i64, EngineError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// The state reads see: only durable records.
+pub(crate) struct Live {
+    pub(crate) ledger: Ledger,
+    /// Time-driven notices up to this instant have been published.
+    pub(crate) published_until: i64,
+}
+
+pub(crate) struct Shared {
+    pub(crate) live: RwLock<Live>,
+    /// The log; the writer holds the write lock only while appending.
+    pub(crate) log: RwLock<Log>,
+    pub(crate) notices: broadcast::Sender<Notice>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// A cheap, cloneable handle on the running engine.
+#[derive(Clone)]
+pub struct Engine {
+    tx: mpsc::Sender<Request>,
+    shared: Arc<Shared>,
+    writer: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+fn lock_poisoned() -> EngineError {
+    EngineError::Unavailable("internal state lock poisoned; restart the server".into())
+}
+
+/// Loads the newest snapshot taken under the same policy, then replays the tail.
+fn load(log: &Log, policy: &Policy) -> Result<Ledger, StartError> {
+    let mut ledger = match log.load_snapshot::<Ledger>()? {
+        Some(s) if s.state.policy() == policy && s.state.last_seq() == s.head.seq => s.state,
+        Some(_) => {
+            tracing::info!("snapshot was taken under another policy: replaying the whole log");
+            Ledger::new(policy.clone())
+        }
+        None => Ledger::new(policy.clone()),
+    };
+    let from = ledger.last_seq() + 1;
+    let head = log.head().seq;
+    for rec in log.read_range(from, head) {
+        let rec = rec?;
+        ledger
+            .apply(rec.seq, &rec.event.0)
+            .map_err(|e| StartError::Replay {
+                seq: rec.seq,
+                what: e.0,
+            })?;
+    }
+    Ok(ledger)
+}
+
+impl Engine {
+    /// Opens the log in `dir`, rebuilds the state (snapshot + tail) and
+    /// starts the writer thread.
+    pub fn start(
+        dir: &Path,
+        config: EngineConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, StartError> {
+        let log = Log::open(
+            dir,
+            StoreOptions {
+                snapshot_every_records: config.snapshot_every.max(1),
+                fdatasync: true,
+            },
+        )?;
+        let ledger = load(&log, &config.policy)?;
+        tracing::info!(
+            records = ledger.last_seq(),
+            accounts = ledger.account_count(),
+            last_at = ledger.last_at(),
+            "ledger loaded"
+        );
+        let published_until = ledger.last_at().max(clock.now());
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        let (notices, _) = broadcast::channel(WATCH_BUFFER);
+        let shared = Arc::new(Shared {
+            live: RwLock::new(Live {
+                ledger: ledger.clone(),
+                published_until,
+            }),
+            log: RwLock::new(log),
+            notices,
+            clock,
+        });
+        let w = writer::Writer::new(
+            ledger,
+            published_until,
+            shared.clone(),
+            rx,
+            config.group_max,
+        );
+        let handle = std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || w.run())
+            .map_err(StartError::Thread)?;
+        Ok(Engine {
+            tx,
+            shared,
+            writer: Arc::new(std::sync::Mutex::new(Some(handle))),
+        })
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, EngineError>>) -> Request,
+    ) -> Result<T, EngineError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| EngineError::Unavailable("the ledger is shutting down".into()))?;
+        rx.await
+            .map_err(|_| EngineError::Unavailable("the ledger is shutting down".into()))?
+    }
+
+    /// Decides and durably records a command; answers once it is on disk.
+    pub async fn execute(&self, cmd: Command) -> Result<Receipt, EngineError> {
+        self.ask(|reply| Request::Command { cmd, reply }).await
+    }
+
+    /// Moves the manual clock (FAILED_PRECONDITION backwards or on a system
+    /// clock) and publishes the notices that fell due.
+    pub async fn set_time(&self, t: i64) -> Result<i64, EngineError> {
+        if self.shared.clock.as_manual().is_none() {
+            return Err(Rejection::precondition(
+                "the server runs on the system clock; start it with --clock manual to set the time",
+            )
+            .into());
+        }
+        self.ask(|reply| Request::SetTime { t, reply }).await
+    }
+
+    /// The clock's reading.
+    pub fn clock_now(&self) -> i64 {
+        self.shared.clock.now()
+    }
+
+    /// Stops the writer after committing everything queued before this call.
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Request::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+
+    /// "Now" for reads: the clock, but never before the last record.
+    fn read_now(&self, live: &Live) -> i64 {
+        self.shared.clock.now().max(live.ledger.last_at())
+    }
+
+    /// One account's records (durable and already applied: `seq <= last_seq`).
+    fn history(&self, account_id: &str, last_seq: u64) -> Result<Vec<Event>, EngineError> {
+        let log = self.shared.log.read().map_err(|_| lock_poisoned())?;
+        let recs = log
+            .read_account(account_id)
+            .map_err(|e| EngineError::Unavailable(format!("cannot read the log: {e}")))?;
+        Ok(recs
+            .into_iter()
+            .filter(|r| r.seq <= last_seq)
+            .map(|r| r.event.0)
+            .collect())
+    }
+
+    /// The §8 view at `at` (`None` = now). Served from memory for instants at
+    /// or after the account's last event, from its history otherwise.
+    pub fn account_view(
+        &self,
+        account_id: &str,
+        at: Option<i64>,
+    ) -> Result<AccountView, EngineError> {
+        {
+            let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+            let t = at.unwrap_or_else(|| self.read_now(&live));
+            if !live.ledger.needs_history(account_id, t) {
+                return Ok(live.ledger.account_view(account_id, t)?);
+            }
+        }
+        let t = at.unwrap_or_else(|| self.clock_now());
+        let (ledger_seq, events) = {
+            let seq = self
+                .shared
+                .live
+                .read()
+                .map_err(|_| lock_poisoned())?
+                .ledger
+                .last_seq();
+            (seq, self.history(account_id, seq)?)
+        };
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        debug_assert!(live.ledger.last_seq() >= ledger_seq);
+        Ok(account_view_at(&live.ledger, &events, account_id, t)?)
+    }
+
+    /// The statement of `(from, to]`.
+    pub fn statement(
+        &self,
+        account_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Statement, EngineError> {
+        if to < from {
+            return Err(Rejection::invalid(format!(
+                "statement window ends ({to}) before it starts ({from})"
+            ))
+            .into());
+        }
+        let seq = self
+            .shared
+            .live
+            .read()
+            .map_err(|_| lock_poisoned())?
+            .ledger
+            .last_seq();
+        let events = self.history(account_id, seq)?;
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        Ok(statement(&live.ledger, &events, account_id, from, to)?)
+    }
+
+    /// The continuous-use report over `(from, to]`.
+    pub fn compliance(&self, from: i64, to: i64) -> Result<ComplianceReport, EngineError> {
+        if to < from {
+            return Err(Rejection::invalid(format!(
+                "report window ends ({to}) before it starts ({from})"
+            ))
+            .into());
+        }
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        Ok(live.ledger.compliance_report(from, to))
+    }
+
+    /// Subscribes to notices: returns the replay of those due in
+    /// `(since, published]` (empty for `since == 0`) and the live receiver.
+    /// Both are taken under the read lock, so nothing is lost or doubled.
+    pub fn watch(
+        &self,
+        account_id: Option<&str>,
+        since: i64,
+    ) -> Result<(Vec<Notice>, broadcast::Receiver<Notice>), EngineError> {
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        let rx = self.shared.notices.subscribe();
+        if since == 0 {
+            return Ok((Vec::new(), rx));
+        }
+        let until = live.published_until;
+        let ids: Vec<String> = match account_id {
+            Some(id) => vec![id.to_string()],
+            None => live
+                .ledger
+                .account_ids()
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        };
+        let mut replay = Vec::new();
+        for id in &ids {
+            let events = self.history(id, live.ledger.last_seq())?;
+            if since < until {
+                replay.extend(notices_history(&live.ledger, &events, id, since, until));
+            }
+        }
+        replay.sort_by(|a, b| (a.at, &a.account_id).cmp(&(b.at, &b.account_id)));
+        Ok((replay, rx))
+    }
+}

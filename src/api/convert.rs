@@ -1,0 +1,322 @@
+//! Proto ↔ domain conversion, all in one place. Requests become domain
+//! commands without validating their content (that is `Ledger::decide`'s
+//! job, so replay and live agree); only what the domain cannot express is
+//! checked here: unknown enum values and repeated fields so long that merely
+//! copying them would be wasteful.
+
+use tonic::Status;
+
+use super::pb;
+use crate::domain::ids::{MAX_LICENSE_LINES, MAX_PRICE_ENTRIES, MAX_TIERS};
+use crate::domain::{
+    AccountState, AccountView, Command, ComplianceReport, Hosting, LicenseLine, LineKind, Nano,
+    Notice, NoticeKind, PriceEntryInput, Receipt, Statement, TierInput,
+};
+
+fn too_many(what: &str, got: usize, max: usize) -> Status {
+    Status::invalid_argument(format!(
+        "too many {what}: {got} given, at most {max} allowed"
+    ))
+}
+
+/// `OpenAccount` → command.
+pub fn open_account(r: pb::OpenAccountRequest) -> Command {
+    Command::OpenAccount {
+        account_id: r.account_id,
+    }
+}
+
+/// `CloseAccount` → command.
+pub fn close_account(r: pb::CloseAccountRequest) -> Command {
+    Command::CloseAccount {
+        account_id: r.account_id,
+    }
+}
+
+/// `TopUp` → command.
+pub fn top_up(r: pb::TopUpRequest) -> Command {
+    Command::TopUp {
+        account_id: r.account_id,
+        activation_key: r.activation_key,
+        amount: r.amount,
+    }
+}
+
+/// `ChangeConfig` → command; rejects unknown `hosting` values.
+pub fn change_config(r: pb::ChangeConfigRequest) -> Result<Command, Status> {
+    if r.licenses.len() > MAX_LICENSE_LINES {
+        return Err(too_many(
+            "license lines",
+            r.licenses.len(),
+            MAX_LICENSE_LINES,
+        ));
+    }
+    let hosting = match pb::Hosting::try_from(r.hosting) {
+        Ok(pb::Hosting::Gateway) => Hosting::Gateway,
+        Ok(pb::Hosting::Ipva) => Hosting::Ipva,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown hosting value {} (expected HOSTING_GATEWAY or HOSTING_IPVA)",
+                r.hosting
+            )))
+        }
+    };
+    Ok(Command::ChangeConfig {
+        account_id: r.account_id,
+        pbx_id: r.pbx_id,
+        licenses: r
+            .licenses
+            .into_iter()
+            .map(|l| LicenseLine {
+                license_type: l.license_type,
+                quantity: l.quantity,
+            })
+            .collect(),
+        firmware_major: r.firmware_major,
+        hosting,
+    })
+}
+
+/// `PublishPriceList` → command.
+pub fn publish_price_list(r: pb::PublishPriceListRequest) -> Result<Command, Status> {
+    if r.entries.len() > MAX_PRICE_ENTRIES {
+        return Err(too_many(
+            "price-list entries",
+            r.entries.len(),
+            MAX_PRICE_ENTRIES,
+        ));
+    }
+    if let Some(e) = r.entries.iter().find(|e| e.tiers.len() > MAX_TIERS) {
+        return Err(Status::invalid_argument(format!(
+            "too many tiers for {:?}: {} given, at most {MAX_TIERS} allowed",
+            e.license_type.chars().take(64).collect::<String>(),
+            e.tiers.len()
+        )));
+    }
+    Ok(Command::PublishPriceList {
+        version: r.version,
+        effective_at: r.effective_at,
+        entries: r
+            .entries
+            .into_iter()
+            .map(|e| PriceEntryInput {
+                license_type: e.license_type,
+                tiers: e
+                    .tiers
+                    .into_iter()
+                    .map(|t| TierInput {
+                        from_qty: t.from_qty,
+                        monthly_price: t.monthly_price,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    })
+}
+
+fn amount(n: Nano) -> String {
+    n.to_string()
+}
+
+/// Receipt → proto (empty balance for a price list).
+pub fn receipt(r: Receipt) -> pb::Receipt {
+    pb::Receipt {
+        seq: r.seq,
+        at: r.at,
+        balance: r.balance.map(amount).unwrap_or_default(),
+    }
+}
+
+fn state(s: AccountState) -> pb::AccountState {
+    match s {
+        AccountState::Active => pb::AccountState::Active,
+        AccountState::Suspended => pb::AccountState::Suspended,
+        AccountState::Idle => pb::AccountState::Idle,
+        AccountState::Closed => pb::AccountState::Closed,
+    }
+}
+
+/// Account view → proto.
+pub fn account_view(v: AccountView) -> pb::AccountView {
+    pb::AccountView {
+        account_id: v.account_id,
+        balance: amount(v.balance),
+        state: state(v.state) as i32,
+        monthly_rate: amount(v.monthly_rate),
+        daily_rate: amount(v.daily_rate),
+        runtime_seconds: v.runtime_seconds,
+        runout_at: v.runout_at,
+        at: v.at,
+        pbxs: v
+            .pbxs
+            .into_iter()
+            .map(|p| pb::PbxView {
+                pbx_id: p.pbx_id,
+                price_list_version: p.price_list_version.unwrap_or(0),
+                enabled: p.enabled,
+                monthly_cost: amount(p.monthly_cost),
+                licenses: p
+                    .licenses
+                    .into_iter()
+                    .map(|l| pb::LicenseView {
+                        license_type: l.license_type,
+                        quantity: l.quantity,
+                        monthly_cost: amount(l.monthly_cost),
+                        tiers: l
+                            .tiers
+                            .into_iter()
+                            .map(|t| pb::TierCost {
+                                from_qty: t.from_qty,
+                                to_qty: t.to_qty,
+                                quantity: t.units,
+                                monthly_price: amount(t.unit_price),
+                                monthly_cost: amount(t.cost),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+fn line_kind(k: LineKind) -> pb::statement_line::Kind {
+    use pb::statement_line::Kind;
+    match k {
+        LineKind::TopUp => Kind::TopUp,
+        LineKind::Accrual => Kind::Accrual,
+        LineKind::Depletion => Kind::Depletion,
+        LineKind::Reactivation => Kind::Reactivation,
+        LineKind::ConfigChange => Kind::ConfigChange,
+        LineKind::Forfeit => Kind::Forfeit,
+        LineKind::Open => Kind::Open,
+        LineKind::Close => Kind::Close,
+    }
+}
+
+/// Statement → proto.
+pub fn statement(s: Statement) -> pb::Statement {
+    pb::Statement {
+        account_id: s.account_id,
+        from: s.from,
+        to: s.to,
+        opening_balance: amount(s.opening_balance),
+        closing_balance: amount(s.closing_balance),
+        lines: s
+            .lines
+            .into_iter()
+            .map(|l| {
+                let (from, to, seconds, monthly_rate) = match l.accrual {
+                    Some(a) => (a.from, a.to, a.seconds, amount(a.monthly_rate)),
+                    None => (0, 0, 0, String::new()),
+                };
+                pb::StatementLine {
+                    at: l.at,
+                    kind: line_kind(l.kind) as i32,
+                    amount: amount(l.amount),
+                    balance_after: amount(l.balance_after),
+                    from,
+                    to,
+                    seconds,
+                    monthly_rate,
+                    pbx_id: l.pbx_id.unwrap_or_default(),
+                    activation_key: l.activation_key.unwrap_or_default(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Notice → proto.
+pub fn notice(n: Notice) -> pb::Notice {
+    use pb::notice::Kind;
+    pb::Notice {
+        account_id: n.account_id,
+        at: n.at,
+        kind: match n.kind {
+            NoticeKind::Reminder => Kind::Reminder,
+            NoticeKind::Depletion => Kind::Depletion,
+            NoticeKind::Reactivation => Kind::Reactivation,
+        } as i32,
+        threshold_seconds: n.threshold_s.unwrap_or(0),
+    }
+}
+
+/// Compliance report → proto.
+pub fn compliance(r: ComplianceReport) -> pb::ComplianceReport {
+    pb::ComplianceReport {
+        from: r.from,
+        to: r.to,
+        entries: r
+            .entries
+            .into_iter()
+            .map(|e| pb::ComplianceEntry {
+                account_id: e.account_id,
+                pbx_id: e.pbx_id,
+                cycles: e
+                    .cycles
+                    .into_iter()
+                    .map(|c| pb::Cycle {
+                        lowered_at: c.lowered_at,
+                        raised_at: c.raised_at,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_hosting_is_invalid_argument() {
+        let r = pb::ChangeConfigRequest {
+            hosting: 7,
+            ..Default::default()
+        };
+        let e = change_config(r).unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert!(e.message().contains("hosting"));
+    }
+
+    #[test]
+    fn huge_repeated_fields_are_refused_before_copying() {
+        let r = pb::ChangeConfigRequest {
+            licenses: vec![pb::LicenseLine::default(); MAX_LICENSE_LINES + 1],
+            ..Default::default()
+        };
+        assert_eq!(
+            change_config(r).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        let r = pb::PublishPriceListRequest {
+            entries: vec![pb::PriceEntry {
+                license_type: "X".into(),
+                tiers: vec![pb::Tier::default(); MAX_TIERS + 1],
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            publish_price_list(r).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn receipt_balance_is_empty_for_price_lists() {
+        let r = receipt(Receipt {
+            seq: 3,
+            at: 10,
+            balance: None,
+        });
+        assert_eq!(r.balance, "");
+        let r = receipt(Receipt {
+            seq: 4,
+            at: 10,
+            balance: Some(Nano(12_500_000_000)),
+        });
+        assert_eq!(r.balance, "12.5");
+    }
+}

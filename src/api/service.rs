@@ -1,0 +1,245 @@
+//! The `Ledger` and `Clock` gRPC services: authorise, convert, call the
+//! engine, convert back. No business rule lives here.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::{broadcast, watch};
+use tonic::{Request, Response, Status};
+
+use super::auth::{require, Permission};
+use super::{convert, pb, status};
+use crate::domain::Notice;
+use crate::engine::Engine;
+
+/// The `isc.ledger.v1.Ledger` service.
+#[derive(Debug, Clone)]
+pub struct LedgerService {
+    engine: Engine,
+    /// Flips to true at shutdown so open `Watch` streams end and the server
+    /// can drain.
+    stopping: watch::Receiver<bool>,
+}
+
+impl LedgerService {
+    /// A service over a running engine; `stopping` ends watch streams.
+    pub fn new(engine: Engine, stopping: watch::Receiver<bool>) -> Self {
+        Self { engine, stopping }
+    }
+
+    async fn write(&self, cmd: crate::domain::Command) -> Result<Response<pb::Receipt>, Status> {
+        let r = self
+            .engine
+            .execute(cmd)
+            .await
+            .map_err(status::from_engine)?;
+        Ok(Response::new(convert::receipt(r)))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Engine) -> Result<T, crate::engine::EngineError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(engine))
+            .await
+            .map_err(|e| Status::internal(format!("read task failed: {e}")))?
+            .map_err(status::from_engine)
+    }
+}
+
+type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::Notice, Status>> + Send>>;
+
+struct LiveState {
+    rx: broadcast::Receiver<Notice>,
+    stopping: watch::Receiver<bool>,
+    account: Option<String>,
+    since: i64,
+    last_at: i64,
+    done: bool,
+}
+
+/// Live notices after the replay. A watcher that falls more than the
+/// broadcast buffer behind gets `RESOURCE_EXHAUSTED` telling it where to
+/// resume with `since`; the writer never waits for it.
+fn live_stream(st: LiveState) -> impl Stream<Item = Result<pb::Notice, Status>> + Send {
+    futures::stream::unfold(st, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        loop {
+            let next = tokio::select! {
+                r = st.rx.recv() => r,
+                _ = st.stopping.wait_for(|s| *s) => return None,
+            };
+            match next {
+                Ok(n) => {
+                    let wanted = st.account.as_deref().is_none_or(|a| a == n.account_id)
+                        && (st.since == 0 || n.at > st.since);
+                    if wanted {
+                        st.last_at = n.at;
+                        return Some((Ok(convert::notice(n)), st));
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(k)) => {
+                    st.done = true;
+                    let msg = format!(
+                        "this watcher fell {k} notices behind and was dropped; reconnect with since={} to resume",
+                        st.last_at.max(st.since)
+                    );
+                    return Some((Err(Status::resource_exhausted(msg)), st));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+#[tonic::async_trait]
+impl pb::ledger_server::Ledger for LedgerService {
+    async fn open_account(
+        &self,
+        req: Request<pb::OpenAccountRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::open_account(req.into_inner())).await
+    }
+
+    async fn change_config(
+        &self,
+        req: Request<pb::ChangeConfigRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::change_config(req.into_inner())?).await
+    }
+
+    async fn top_up(
+        &self,
+        req: Request<pb::TopUpRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::top_up(req.into_inner())).await
+    }
+
+    async fn publish_price_list(
+        &self,
+        req: Request<pb::PublishPriceListRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::PublishPrices)?;
+        self.write(convert::publish_price_list(req.into_inner())?)
+            .await
+    }
+
+    async fn close_account(
+        &self,
+        req: Request<pb::CloseAccountRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::CloseAccount)?;
+        self.write(convert::close_account(req.into_inner())).await
+    }
+
+    async fn get_account(
+        &self,
+        req: Request<pb::GetAccountRequest>,
+    ) -> Result<Response<pb::AccountView>, Status> {
+        require(&req, Permission::Read)?;
+        let r = req.into_inner();
+        let at = (r.at != 0).then_some(r.at);
+        let v = self
+            .blocking(move |e| e.account_view(&r.account_id, at))
+            .await?;
+        Ok(Response::new(convert::account_view(v)))
+    }
+
+    async fn get_statement(
+        &self,
+        req: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::Statement>, Status> {
+        require(&req, Permission::Read)?;
+        let r = req.into_inner();
+        let s = self
+            .blocking(move |e| e.statement(&r.account_id, r.from, r.to))
+            .await?;
+        Ok(Response::new(convert::statement(s)))
+    }
+
+    type WatchStream = NoticeStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        require(&req, Permission::Read)?;
+        let r = req.into_inner();
+        let account = (!r.account_id.is_empty()).then_some(r.account_id);
+        let since = r.since;
+        let acc = account.clone();
+        let (replay, rx) = self
+            .blocking(move |e| e.watch(acc.as_deref(), since))
+            .await?;
+        let last_at = replay.last().map_or(since, |n| n.at);
+        let replay = futures::stream::iter(replay.into_iter().map(|n| Ok(convert::notice(n))));
+        let live = live_stream(LiveState {
+            rx,
+            stopping: self.stopping.clone(),
+            account,
+            since,
+            last_at,
+            done: false,
+        });
+        use futures::StreamExt;
+        Ok(Response::new(Box::pin(replay.chain(live))))
+    }
+
+    async fn get_compliance_report(
+        &self,
+        req: Request<pb::GetComplianceReportRequest>,
+    ) -> Result<Response<pb::ComplianceReport>, Status> {
+        require(&req, Permission::Compliance)?;
+        let r = req.into_inner();
+        let rep = self
+            .engine
+            .compliance(r.from, r.to)
+            .map_err(status::from_engine)?;
+        Ok(Response::new(convert::compliance(rep)))
+    }
+}
+
+/// The `isc.ledger.v1.Clock` service (only with `--clock manual`).
+#[derive(Debug, Clone)]
+pub struct ClockService {
+    engine: Engine,
+}
+
+impl ClockService {
+    /// A clock service over a running engine.
+    pub fn new(engine: Engine) -> Self {
+        Self { engine }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::clock_server::Clock for ClockService {
+    async fn set_time(
+        &self,
+        req: Request<pb::SetTimeRequest>,
+    ) -> Result<Response<pb::SetTimeResponse>, Status> {
+        require(&req, Permission::SetClock)?;
+        let t = self
+            .engine
+            .set_time(req.into_inner().unix_seconds)
+            .await
+            .map_err(status::from_engine)?;
+        Ok(Response::new(pb::SetTimeResponse { unix_seconds: t }))
+    }
+
+    async fn get_time(
+        &self,
+        req: Request<pb::GetTimeRequest>,
+    ) -> Result<Response<pb::SetTimeResponse>, Status> {
+        require(&req, Permission::Read)?;
+        Ok(Response::new(pb::SetTimeResponse {
+            unix_seconds: self.engine.clock_now(),
+        }))
+    }
+}

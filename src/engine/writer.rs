@@ -1,0 +1,269 @@
+//! The writer thread: group commit, `at` stamping and notice publication.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{EngineError, Request, Shared, StoredEvent};
+use crate::domain::{Decision, Event, Ledger, Notice, Receipt, Rejection};
+use crate::store::LogStore;
+
+/// How often the writer looks at a system clock for notices that fell due.
+/// Instants are whole seconds, so one second is the natural period.
+const SYSTEM_TICK: Duration = Duration::from_secs(1);
+
+type Reply = oneshot::Sender<Result<Receipt, EngineError>>;
+
+pub(crate) struct Writer {
+    /// Private working copy: decide + apply run here before the append.
+    working: Ledger,
+    /// Time-driven notices up to here are published (or queued in `notices`).
+    published_until: i64,
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Request>,
+    group_max: usize,
+    /// Set after a storage failure: every later write is refused.
+    failed: Option<String>,
+    // The group being built.
+    events: Vec<(i64, StoredEvent)>,
+    replies: Vec<(Reply, Result<Receipt, EngineError>)>,
+    notices: Vec<Notice>,
+}
+
+impl Writer {
+    pub(crate) fn new(
+        working: Ledger,
+        published_until: i64,
+        shared: Arc<Shared>,
+        rx: mpsc::Receiver<Request>,
+        group_max: usize,
+    ) -> Self {
+        Self {
+            working,
+            published_until,
+            shared,
+            rx,
+            group_max: group_max.max(1),
+            failed: None,
+            events: Vec::new(),
+            replies: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+
+    /// Runs on its own thread with a small current-thread runtime, so the
+    /// blocking `fdatasync` never stalls the gRPC runtime.
+    pub(crate) fn run(mut self) {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!("cannot build the writer runtime: {e}");
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let manual = self.shared.clock.as_manual().is_some();
+            let mut tick = tokio::time::interval(SYSTEM_TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut batch = Vec::with_capacity(self.group_max);
+            loop {
+                tokio::select! {
+                    n = self.rx.recv_many(&mut batch, self.group_max) => {
+                        if n == 0 {
+                            self.commit();
+                            break;
+                        }
+                        if self.process(&mut batch) {
+                            break;
+                        }
+                    }
+                    _ = tick.tick(), if !manual => {
+                        let now = self.shared.clock.now();
+                        self.publish_until(now);
+                        self.commit();
+                    }
+                }
+            }
+            tracing::info!(last_seq = self.working.last_seq(), "writer stopped");
+        });
+    }
+
+    /// Handles one drained batch; returns true on shutdown.
+    fn process(&mut self, batch: &mut Vec<Request>) -> bool {
+        let now = self.shared.clock.now();
+        let mut stop = false;
+        for req in batch.drain(..) {
+            match req {
+                Request::Command { cmd, reply } => {
+                    if let Some(why) = &self.failed {
+                        let _ = reply.send(Err(EngineError::Unavailable(why.clone())));
+                        continue;
+                    }
+                    let at = now.max(self.working.last_at());
+                    self.publish_until(at);
+                    let outcome = match self.working.decide(&cmd, now) {
+                        Err(rej) => Err(EngineError::Rejected(rej)),
+                        Ok(Decision::Retry(r)) => Ok(r),
+                        Ok(Decision::Append(ev)) => self.apply_working(ev),
+                    };
+                    self.replies.push((reply, outcome));
+                }
+                Request::SetTime { t, reply } => {
+                    self.commit();
+                    let res = self.set_time(t);
+                    self.commit();
+                    let _ = reply.send(res);
+                }
+                Request::Shutdown { reply } => {
+                    self.commit();
+                    let _ = reply.send(());
+                    stop = true;
+                }
+            }
+        }
+        self.commit();
+        stop
+    }
+
+    fn apply_working(&mut self, ev: Event) -> Result<Receipt, EngineError> {
+        let seq = self.working.last_seq() + 1;
+        match self.working.apply(seq, &ev) {
+            Ok(applied) => {
+                self.notices.extend(applied.notices);
+                self.events.push((ev.at, StoredEvent(ev)));
+                Ok(applied.receipt)
+            }
+            Err(e) => {
+                // decide() accepted what apply() refuses: a domain bug. The
+                // working copy may be half-updated, so rebuild it.
+                tracing::error!(seq, "apply refused a decided event: {}", e.0);
+                self.fail(format!("internal error: {}", e.0));
+                Err(EngineError::Unavailable(format!(
+                    "internal error, nothing recorded: {}",
+                    e.0
+                )))
+            }
+        }
+    }
+
+    fn set_time(&mut self, t: i64) -> Result<i64, EngineError> {
+        let Some(manual) = self.shared.clock.as_manual() else {
+            return Err(Rejection::precondition("the server runs on the system clock").into());
+        };
+        manual
+            .set(t)
+            .map_err(|e| EngineError::Rejected(Rejection::precondition(e.to_string())))?;
+        self.publish_until(t);
+        Ok(t)
+    }
+
+    /// Queues the time-driven notices due in `(published_until, t]`.
+    fn publish_until(&mut self, t: i64) {
+        if t <= self.published_until {
+            return;
+        }
+        let due = self.working.notices_between(None, self.published_until, t);
+        self.notices.extend(due);
+        self.published_until = t;
+    }
+
+    /// Stops accepting writes after a storage failure and resets the working
+    /// copy to the last durable state.
+    fn fail(&mut self, why: String) {
+        if let Ok(live) = self.shared.live.read() {
+            self.working = live.ledger.clone();
+            self.published_until = live.published_until;
+        }
+        self.failed = Some(why);
+        self.events.clear();
+        self.notices.clear();
+    }
+
+    /// One durable append for the group, then publish and answer.
+    fn commit(&mut self) {
+        if self.events.is_empty() && self.replies.is_empty() && self.notices.is_empty() {
+            return;
+        }
+        let events = std::mem::take(&mut self.events);
+        let mut replies = std::mem::take(&mut self.replies);
+        let notices = std::mem::take(&mut self.notices);
+        let mut durable = true;
+        if !events.is_empty() {
+            let first_seq = self.working.last_seq() + 1 - events.len() as u64;
+            let appended = match self.shared.log.write() {
+                Ok(mut log) => log
+                    .append(&events)
+                    .map_err(|e| e.to_string())
+                    .and_then(|seqs| {
+                        let expected =
+                            (first_seq..first_seq + events.len() as u64).collect::<Vec<_>>();
+                        if seqs == expected {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "the log assigned seqs {seqs:?}, the ledger expected {expected:?}"
+                            ))
+                        }
+                    }),
+                Err(_) => Err("log lock poisoned".to_string()),
+            };
+            if let Err(why) = appended {
+                tracing::error!("durable append failed, refusing writes from now on: {why}");
+                self.fail(format!("storage failure, nothing recorded: {why}"));
+                durable = false;
+            }
+        }
+        if durable {
+            match self.shared.live.write() {
+                Ok(mut live) => {
+                    let first_seq = live.ledger.last_seq() + 1;
+                    for (i, (_, ev)) in events.iter().enumerate() {
+                        if let Err(e) = live.ledger.apply(first_seq + i as u64, &ev.0) {
+                            tracing::error!("shared state refused a durable event: {}", e.0);
+                        }
+                    }
+                    live.published_until = self.published_until;
+                    for n in notices {
+                        // No receiver is fine; a slow one lags, never blocks us.
+                        let _ = self.shared.notices.send(n);
+                    }
+                }
+                Err(_) => tracing::error!("shared state lock poisoned"),
+            }
+            self.maybe_snapshot();
+        } else {
+            let why = self.failed.clone().unwrap_or_default();
+            for (_, r) in replies.iter_mut() {
+                *r = Err(EngineError::Unavailable(why.clone()));
+            }
+        }
+        for (reply, r) in replies {
+            let _ = reply.send(r);
+        }
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let due = self
+            .shared
+            .log
+            .read()
+            .is_ok_and(|log| log.snapshot_due() && log.head().seq == self.working.last_seq());
+        if !due {
+            return;
+        }
+        let Ok(mut log) = self.shared.log.write() else {
+            return;
+        };
+        {
+            if let Err(e) = log.save_snapshot(&self.working) {
+                tracing::warn!("snapshot failed (the log is intact, replay will be longer): {e}");
+            } else {
+                tracing::debug!(seq = self.working.last_seq(), "snapshot saved");
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Shared helpers for the service integration tests: an in-process server on
+//! 127.0.0.1:0 over a temp dir, with a manual clock, and typed clients.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use isc_ledger::api::auth::Tokens;
+use isc_ledger::api::pb;
+use isc_ledger::api::pb::clock_client::ClockClient;
+use isc_ledger::api::pb::ledger_client::LedgerClient;
+use isc_ledger::api::server::{serve, ServerOptions};
+use isc_ledger::domain::Policy;
+use isc_ledger::engine::{Engine, EngineConfig, ManualClock};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+pub struct TestServer {
+    pub url: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Graceful stop: waits until the engine committed and stopped.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("server task");
+        }
+    }
+}
+
+pub async fn start_with(dir: &Path, start_at: i64, tokens: Tokens, policy: Policy) -> TestServer {
+    let clock = Arc::new(ManualClock::new(start_at));
+    let engine = Engine::start(
+        dir,
+        EngineConfig {
+            policy,
+            ..EngineConfig::default()
+        },
+        clock,
+    )
+    .expect("engine starts");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        serve(
+            engine,
+            listener,
+            ServerOptions {
+                tokens,
+                tls: None,
+                clock_service: true,
+            },
+            async move {
+                let _ = rx.await;
+            },
+        )
+        .await
+        .expect("server runs");
+    });
+    TestServer {
+        url,
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+pub async fn start(dir: &Path, start_at: i64) -> TestServer {
+    start_with(dir, start_at, Tokens::none(), Policy::default()).await
+}
+
+pub async fn channel(url: &str) -> Channel {
+    Channel::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect")
+}
+
+pub async fn ledger(url: &str) -> LedgerClient<Channel> {
+    LedgerClient::new(channel(url).await)
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20)
+}
+
+pub async fn clock(url: &str) -> ClockClient<Channel> {
+    ClockClient::new(channel(url).await)
+}
+
+/// Monthly price 2.628 iSC = 1e-6 iSC per unit-second: easy arithmetic.
+pub const PORT: &str = "PBX-Port13";
+
+pub fn price_list(version: u32, effective_at: i64, price: &str) -> pb::PublishPriceListRequest {
+    pb::PublishPriceListRequest {
+        version,
+        effective_at,
+        entries: vec![pb::PriceEntry {
+            license_type: PORT.into(),
+            tiers: vec![pb::Tier {
+                from_qty: 1,
+                monthly_price: price.into(),
+            }],
+        }],
+    }
+}
+
+pub fn config(account: &str, pbx: &str, qty: u32) -> pb::ChangeConfigRequest {
+    pb::ChangeConfigRequest {
+        account_id: account.into(),
+        pbx_id: pbx.into(),
+        licenses: if qty == 0 {
+            vec![]
+        } else {
+            vec![pb::LicenseLine {
+                license_type: PORT.into(),
+                quantity: qty,
+            }]
+        },
+        firmware_major: 13,
+        hosting: pb::Hosting::Gateway as i32,
+    }
+}
+
+pub fn topup(account: &str, key: &str, amount: &str) -> pb::TopUpRequest {
+    pb::TopUpRequest {
+        account_id: account.into(),
+        activation_key: key.into(),
+        amount: amount.into(),
+    }
+}
+
+pub fn open(account: &str) -> pb::OpenAccountRequest {
+    pb::OpenAccountRequest {
+        account_id: account.into(),
+    }
+}
+
+pub fn get(account: &str, at: i64) -> pb::GetAccountRequest {
+    pb::GetAccountRequest {
+        account_id: account.into(),
+        at,
+    }
+}
+
+/// Asserts a call failed with `code`, and returns its message.
+#[track_caller]
+pub fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: tonic::Code) -> String {
+    match r {
+        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
+        Err(s) => {
+            assert_eq!(s.code(), code, "message: {}", s.message());
+            assert!(!s.message().is_empty(), "a status needs a message");
+            s.message().to_string()
+        }
+    }
+}

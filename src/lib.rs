@@ -5,5 +5,6 @@
 //! - [`domain`]: the pure, synchronous core — exact money, price lists,
 //!   per-second accrual, depletion, `decide`/`apply`, views, statements,
 //!   notices and the compliance report. No I/O, no clock, no async.
+pub mod cli;
 pub mod domain;
 pub mod store;

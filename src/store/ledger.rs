@@ -65,9 +65,12 @@ pub fn replay_onto(
                 what: format!("record at {at} holds an event at {}", ev.at),
             });
         } else if let Err(e) = ledger.apply(seq, &ev) {
-            failure = Some(StoreError::Corrupt { seq, what: format!("replay: {e}") });
+            failure = Some(StoreError::Corrupt {
+                seq,
+                what: format!("replay: {e}"),
+            });
         }
-        if seq % 65_536 == 0 {
+        if seq.is_multiple_of(65_536) {
             progress(seq);
         }
     })?;
@@ -78,7 +81,11 @@ pub fn replay_onto(
     if ledger.last_seq() != head.seq {
         return Err(StoreError::Corrupt {
             seq: ledger.last_seq() + 1,
-            what: format!("replay stopped at seq {} before the head {}", ledger.last_seq(), head.seq),
+            what: format!(
+                "replay stopped at seq {} before the head {}",
+                ledger.last_seq(),
+                head.seq
+            ),
         });
     }
     Ok(ledger)
@@ -123,7 +130,10 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut reference = Ledger::new(Policy::default());
         let events = Workload::history(7, 700, &mut reference);
-        let opts = StoreOptions { snapshot_every_records: 150, fdatasync: false };
+        let opts = StoreOptions {
+            snapshot_every_records: 150,
+            fdatasync: false,
+        };
         let (mut log, mut ledger) =
             open_ledger_with(tmp.path(), Policy::default(), opts.clone()).expect("open");
         for chunk in events.chunks(64) {
@@ -136,7 +146,10 @@ mod tests {
         assert!(log.load_snapshot::<Ledger>().expect("load").is_some());
         // Another policy ignores the snapshot and still gets a consistent fold.
         drop(log);
-        let other = Policy { min_activation_runtime_s: 0, ..Policy::default() };
+        let other = Policy {
+            min_activation_runtime_s: 0,
+            ..Policy::default()
+        };
         let (_, fresh) = open_ledger(tmp.path(), other.clone()).expect("reopen");
         assert_eq!(fresh, Ledger::replay(other, &events).expect("replay"));
     }

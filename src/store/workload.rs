@@ -51,7 +51,11 @@ impl Workload {
             .filter(|id| ledger.account(id).is_some_and(|a| !a.is_closed()))
             .map(str::to_owned)
             .collect();
-        Workload { rng: Rng::new(seed ^ ledger.last_seq()), accounts, serial: ledger.last_seq() }
+        Workload {
+            rng: Rng::new(seed ^ ledger.last_seq()),
+            accounts,
+            serial: ledger.last_seq(),
+        }
     }
 
     fn command(&mut self, ledger: &Ledger) -> Command {
@@ -64,13 +68,22 @@ impl Workload {
                     PriceEntryInput {
                         license_type: "PBX-Port13".into(),
                         tiers: vec![
-                            TierInput { from_qty: 1, monthly_price: "1.25".into() },
-                            TierInput { from_qty: 501, monthly_price: "1.1".into() },
+                            TierInput {
+                                from_qty: 1,
+                                monthly_price: "1.25".into(),
+                            },
+                            TierInput {
+                                from_qty: 501,
+                                monthly_price: "1.1".into(),
+                            },
                         ],
                     },
                     PriceEntryInput {
                         license_type: "PBX-UC13".into(),
-                        tiers: vec![TierInput { from_qty: 1, monthly_price: "0.5".into() }],
+                        tiers: vec![TierInput {
+                            from_qty: 1,
+                            monthly_price: "0.5".into(),
+                        }],
                     },
                 ],
             };
@@ -122,7 +135,9 @@ impl Workload {
             if let Ok(Decision::Append(ev)) = ledger.decide(&cmd, now) {
                 match &cmd {
                     Command::OpenAccount { account_id } => self.accounts.push(account_id.clone()),
-                    Command::CloseAccount { account_id } => self.accounts.retain(|a| a != account_id),
+                    Command::CloseAccount { account_id } => {
+                        self.accounts.retain(|a| a != account_id)
+                    }
                     _ => {}
                 }
                 return ev;

@@ -6,14 +6,15 @@
 //!   per-second accrual, depletion, `decide`/`apply`, views, statements,
 //!   notices and the compliance report. No I/O, no clock, no async.
 //! - [`store`]: the durable, hash-chained event log on sled and snapshots.
-//! - [`engine`]: the single writer task that owns the log and the state,
+//! - [`engine`]: the single writer that owns the log and the state,
 //!   commits commands in groups, stamps `at` from a clock and publishes
-//!   time-driven notices; reads are served from a shared snapshot.
+//!   time-driven notices; reads are served from a shared in-memory state.
 //! - [`api`]: the gRPC edge (proto types, conversion, status mapping, auth).
-//! - [`cli`]: the `isc-ledger` subcommands (server, clients, load generator).
+//! - [`cli`]: the `isc-ledger` subcommands (auditor tools, server, clients,
+//!   load generator).
+pub mod cli;
 pub mod domain;
 pub mod store;
 
 pub mod api;
-pub mod cli;
 pub mod engine;

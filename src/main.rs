@@ -1,15 +1,14 @@
-//! The `isc-ledger` binary: parses arguments and dispatches into the library.
-//! One enum variant per subcommand keeps this file a flat list.
+//! `isc-ledger`: parse the command line, call the library. One enum variant
+//! per subcommand keeps this file a flat list.
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use isc_ledger::cli;
+use isc_ledger::cli::{self, audit};
 
+/// Billing ledger for rented PBX software (iSC credits debited per second).
 #[derive(Debug, Parser)]
-#[command(
-    name = "isc-ledger",
-    version,
-    about = "Billing ledger for rented PBX software (iSC credits, per-second debit)."
-)]
+#[command(name = "isc-ledger", version, about, long_about = None)]
 struct Cli {
     #[command(flatten)]
     client: cli::client::ClientOpts,
@@ -21,6 +20,16 @@ struct Cli {
 enum Cmd {
     /// Run the gRPC ledger server.
     Serve(cli::serve::ServeArgs),
+    /// Check the log: hash chain, dense seqs, checksums, truncation, a full
+    /// replay and the snapshots. Exit 1 naming the first bad seq.
+    Verify(audit::VerifyArgs),
+    /// Every account's view computed offline from the log alone.
+    Replay(audit::ReplayArgs),
+    /// One account's statement over (from, to]: offline with --data, else
+    /// from the server.
+    Statement(cli::client::StatementArgs),
+    /// Every record as JSON Lines (seq, at, prev_hash, hash, payload, event).
+    Export(audit::ExportArgs),
     /// Open, show or close an account (client).
     Account(cli::client::AccountArgs),
     /// Change a PBX's rented configuration (client).
@@ -29,8 +38,6 @@ enum Cmd {
     Topup(cli::client::TopupArgs),
     /// Publish a price list (client).
     Prices(cli::client::PricesArgs),
-    /// An account statement for (from, to] (client).
-    Statement(cli::client::StatementArgs),
     /// Stream reminders, depletions and reactivations (client).
     Watch(cli::client::WatchArgs),
     /// The continuous-use compliance report (client).
@@ -39,38 +46,64 @@ enum Cmd {
     Clock(cli::client::ClockArgs),
     /// Load generator: N concurrent clients, prints commands/s and latency.
     BenchLoad(cli::bench::BenchLoadArgs),
+    /// Test helper: append synthetic events forever, printing each ack.
+    #[command(name = "__append-loop", hide = true)]
+    AppendLoop(audit::AppendLoopArgs),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+/// Runs one subcommand; `Ok(false)` means "ran, found defects" (exit 1).
+async fn run(cli: Cli) -> anyhow::Result<bool> {
+    let o = &cli.client;
+    let stdout = std::io::stdout();
+    match cli.cmd {
+        Cmd::Serve(a) => cli::serve::run(a).await.map(|()| true),
+        Cmd::Verify(a) => audit::verify(&a, &mut stdout.lock()),
+        Cmd::Replay(a) => audit::replay(&a, &mut stdout.lock()).map(|()| true),
+        Cmd::Statement(a) => cli::client::statement(o, a).await.map(|()| true),
+        Cmd::Export(a) => audit::export(&a, &mut stdout.lock()).map(|()| true),
+        Cmd::AppendLoop(a) => audit::append_loop(&a, &mut stdout.lock()).map(|()| true),
+        Cmd::Account(a) => cli::client::account(o, a).await.map(|()| true),
+        Cmd::Config(a) => cli::client::config(o, a).await.map(|()| true),
+        Cmd::Topup(a) => cli::client::topup(o, a).await.map(|()| true),
+        Cmd::Prices(a) => cli::client::prices(o, a).await.map(|()| true),
+        Cmd::Watch(a) => cli::client::watch(o, a).await.map(|()| true),
+        Cmd::Compliance(a) => cli::client::compliance(o, a).await.map(|()| true),
+        Cmd::Clock(a) => cli::client::clock(o, a).await.map(|()| true),
+        Cmd::BenchLoad(a) => cli::bench::run(o, a).await.map(|()| true),
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The server logs at info by default; the other tools stay quiet.
+    let default_filter = if matches!(cli.cmd, Cmd::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
-    let o = &cli.client;
-    match cli.cmd {
-        Cmd::Serve(a) => cli::serve::run(a).await,
-        Cmd::Account(a) => cli::client::account(o, a).await,
-        Cmd::Config(a) => cli::client::config(o, a).await,
-        Cmd::Topup(a) => cli::client::topup(o, a).await,
-        Cmd::Prices(a) => cli::client::prices(o, a).await,
-        Cmd::Statement(a) => cli::client::statement(o, a).await,
-        Cmd::Watch(a) => cli::client::watch(o, a).await,
-        Cmd::Compliance(a) => cli::client::compliance(o, a).await,
-        Cmd::Clock(a) => cli::client::clock(o, a).await,
-        Cmd::BenchLoad(a) => cli::bench::run(o, a).await,
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        // `isc-ledger export | head` is not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

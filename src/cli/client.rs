@@ -182,18 +182,25 @@ enum PricesCmd {
     },
 }
 
-/// `statement` (against a server).
+/// `statement`: offline from the log with `--data`, else from the server.
 #[derive(Debug, Args)]
 pub struct StatementArgs {
     /// Account id.
-    #[arg(long)]
+    #[arg(long, value_name = "ID")]
     account: String,
     /// Start of the window (exclusive), Unix seconds or RFC 3339.
-    #[arg(long, default_value = "0")]
+    #[arg(long, value_name = "T", default_value = "0")]
     from: String,
     /// End of the window (inclusive); default now.
-    #[arg(long)]
+    #[arg(long, value_name = "T")]
     to: Option<String>,
+    /// Read the log in this data directory offline instead of asking the
+    /// server (the server must not be running on it).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Output format; csv is offline only. Default text (json with --json).
+    #[arg(long, value_enum)]
+    format: Option<super::audit::Format>,
 }
 
 /// `watch`.
@@ -611,12 +618,35 @@ pub async fn prices(opts: &ClientOpts, a: PricesArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `isc-ledger statement --account ...` against a server.
+/// `isc-ledger statement --account ...`: offline with `--data`, else
+/// against the server.
 pub async fn statement(opts: &ClientOpts, a: StatementArgs) -> anyhow::Result<()> {
-    let to = match a.to {
-        Some(t) => parse_instant(&t)?,
+    use super::audit::{self, Format};
+    let to = match &a.to {
+        Some(t) => parse_instant(t)?,
         None => now_s(),
     };
+    let format = a.format.unwrap_or(if opts.json {
+        Format::Json
+    } else {
+        Format::Text
+    });
+    if let Some(data) = a.data {
+        let args = audit::StatementArgs {
+            data: audit::DataArg { data },
+            account: a.account,
+            from: parse_instant(&a.from)?,
+            to,
+            format,
+        };
+        return tokio::task::spawn_blocking(move || {
+            audit::statement_cmd(&args, &mut std::io::stdout().lock())
+        })
+        .await?;
+    }
+    if format == Format::Csv {
+        bail!("--format csv is available offline only (with --data DIR)");
+    }
     let st = opts
         .ledger()
         .await?
@@ -628,7 +658,11 @@ pub async fn statement(opts: &ClientOpts, a: StatementArgs) -> anyhow::Result<()
         .await
         .map_err(rpc_err)?
         .into_inner();
-    print(opts, statement_json(&st), statement_text(&st));
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&statement_json(&st))?);
+    } else {
+        println!("{}", statement_text(&st));
+    }
     Ok(())
 }
 

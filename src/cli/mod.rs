@@ -1,10 +1,13 @@
-//! The `isc-ledger` subcommands that belong to the service: `serve`, the
-//! gRPC client commands an operator uses instead of grpcurl, and the
-//! `bench-load` load generator.
+//! The `isc-ledger` command line, as library code so `main.rs` stays a thin
+//! clap dispatcher and the subcommands can be tested. This is the binary's
+//! edge: errors are `anyhow` here, typed everywhere below.
 //!
-//! This is the binary's front end kept in the library so tests can reach it;
-//! like the binary it reports errors with `anyhow`.
+//! - [`audit`]: offline auditor tools on the data directory (verify, replay,
+//!   statement, export).
+//! - [`serve`]: the gRPC server; [`client`]: the client subcommands an
+//!   operator uses instead of grpcurl; [`bench`]: the `bench-load` generator.
 
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod serve;

@@ -33,14 +33,14 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::domain::{
     account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Event,
     Ledger, Notice, Policy, Receipt, Rejection, Statement,
 };
-use crate::store::{Indexed, LogStore, SledLog, StoreError, StoreOptions};
+use crate::store::ledger::{open_ledger_with, EventLog};
+use crate::store::{LogStore, StoreError, StoreOptions};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 /// Most commands committed by one durable append. Bounds the latency of
@@ -51,21 +51,8 @@ pub const QUEUE_CAPACITY: usize = 16_384;
 /// Notices buffered per watcher before it is declared lagging.
 pub const WATCH_BUFFER: usize = 4_096;
 
-/// The stored form of a domain event. Transparent for serde, so the bytes
-/// are exactly those of [`Event`]; it only carries the store's [`Indexed`]
-/// binding on the engine's side.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct StoredEvent(pub Event);
-
-impl Indexed for StoredEvent {
-    fn account_id(&self) -> Option<&str> {
-        self.0.account_id()
-    }
-}
-
 /// The log the engine writes.
-pub type Log = SledLog<StoredEvent>;
+pub type Log = EventLog;
 
 /// Why the engine could not answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -90,14 +77,6 @@ pub enum StartError {
     /// The store could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The log contradicts itself.
-    #[error("the log cannot be replayed at seq {seq}: {what}")]
-    Replay {
-        /// First bad record.
-        seq: u64,
-        /// Why.
-        what: String,
-    },
     /// The writer thread could not be spawned.
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),
@@ -172,30 +151,6 @@ fn lock_poisoned() -> EngineError {
     EngineError::Unavailable("internal state lock poisoned; restart the server".into())
 }
 
-/// Loads the newest snapshot taken under the same policy, then replays the tail.
-fn load(log: &Log, policy: &Policy) -> Result<Ledger, StartError> {
-    let mut ledger = match log.load_snapshot::<Ledger>()? {
-        Some(s) if s.state.policy() == policy && s.state.last_seq() == s.head.seq => s.state,
-        Some(_) => {
-            tracing::info!("snapshot was taken under another policy: replaying the whole log");
-            Ledger::new(policy.clone())
-        }
-        None => Ledger::new(policy.clone()),
-    };
-    let from = ledger.last_seq() + 1;
-    let head = log.head().seq;
-    for rec in log.read_range(from, head) {
-        let rec = rec?;
-        ledger
-            .apply(rec.seq, &rec.event.0)
-            .map_err(|e| StartError::Replay {
-                seq: rec.seq,
-                what: e.0,
-            })?;
-    }
-    Ok(ledger)
-}
-
 impl Engine {
     /// Opens the log in `dir`, rebuilds the state (snapshot + tail) and
     /// starts the writer thread.
@@ -204,14 +159,14 @@ impl Engine {
         config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
-        let log = Log::open(
+        let (log, ledger) = open_ledger_with(
             dir,
+            config.policy.clone(),
             StoreOptions {
                 snapshot_every_records: config.snapshot_every.max(1),
                 fdatasync: true,
             },
         )?;
-        let ledger = load(&log, &config.policy)?;
         tracing::info!(
             records = ledger.last_seq(),
             accounts = ledger.account_count(),
@@ -309,7 +264,7 @@ impl Engine {
         Ok(recs
             .into_iter()
             .filter(|r| r.seq <= last_seq)
-            .map(|r| r.event.0)
+            .map(|r| r.event)
             .collect())
     }
 

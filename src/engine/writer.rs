@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{EngineError, Request, Shared, StoredEvent};
+use super::{EngineError, Request, Shared};
 use crate::domain::{Decision, Event, Ledger, Notice, Receipt, Rejection};
 use crate::store::LogStore;
 
@@ -26,7 +26,7 @@ pub(crate) struct Writer {
     /// Set after a storage failure: every later write is refused.
     failed: Option<String>,
     // The group being built.
-    events: Vec<(i64, StoredEvent)>,
+    events: Vec<(i64, Event)>,
     replies: Vec<(Reply, Result<Receipt, EngineError>)>,
     notices: Vec<Notice>,
 }
@@ -134,7 +134,7 @@ impl Writer {
         match self.working.apply(seq, &ev) {
             Ok(applied) => {
                 self.notices.extend(applied.notices);
-                self.events.push((ev.at, StoredEvent(ev)));
+                self.events.push((ev.at, ev));
                 Ok(applied.receipt)
             }
             Err(e) => {
@@ -222,7 +222,7 @@ impl Writer {
                 Ok(mut live) => {
                     let first_seq = live.ledger.last_seq() + 1;
                     for (i, (_, ev)) in events.iter().enumerate() {
-                        if let Err(e) = live.ledger.apply(first_seq + i as u64, &ev.0) {
+                        if let Err(e) = live.ledger.apply(first_seq + i as u64, ev) {
                             tracing::error!("shared state refused a durable event: {}", e.0);
                         }
                     }

@@ -20,6 +20,7 @@ pub mod codec;
 pub mod ledger;
 pub mod sled_log;
 pub mod verify;
+pub mod workload;
 
 use serde::{de::DeserializeOwned, Serialize};
 

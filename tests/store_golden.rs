@@ -1,0 +1,88 @@
+//! The golden log (issue 4): a small store written with frame and record
+//! version 1, committed under `tests/data/golden-v1/`, must stay readable
+//! forever with the same chain. A change of layout adds a version and an
+//! upcaster; it never makes this test fail.
+//!
+//! Regenerate only on purpose (never for a format change):
+//! `cargo test --test store_golden -- --ignored generate_golden_log`
+
+use std::path::{Path, PathBuf};
+
+use isc_ledger::cli::audit::{self, DataArg, ExportArgs, VerifyArgs};
+use isc_ledger::domain::{Ledger, Policy};
+use isc_ledger::store::ledger::{commit, open_ledger_with};
+use isc_ledger::store::workload::Workload;
+use isc_ledger::store::StoreOptions;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
+    }
+}
+
+fn export(dir: &Path) -> String {
+    let mut out = Vec::new();
+    audit::export(
+        &ExportArgs {
+            data: DataArg {
+                data: dir.to_path_buf(),
+            },
+        },
+        &mut out,
+    )
+    .expect("export");
+    String::from_utf8(out).expect("utf8")
+}
+
+#[test]
+#[ignore = "writes tests/data/golden-v1; run on purpose only"]
+fn generate_golden_log() {
+    let dir = data().join("golden-v1");
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut reference = Ledger::new(Policy::default());
+    let events = Workload::history(2024, 120, &mut reference);
+    let opts = StoreOptions {
+        snapshot_every_records: 50,
+        fdatasync: true,
+    };
+    {
+        let (mut log, mut ledger) = open_ledger_with(&dir, Policy::default(), opts).expect("open");
+        for chunk in events.chunks(7) {
+            commit(&mut log, &mut ledger, chunk.to_vec()).expect("commit");
+        }
+    }
+    std::fs::write(data().join("golden-v1.jsonl"), export(&dir)).expect("write export");
+}
+
+#[test]
+fn golden_log_v1_stays_readable() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("golden");
+    copy_dir(&data().join("golden-v1"), &dir);
+    let mut out = Vec::new();
+    let args = VerifyArgs {
+        data: DataArg { data: dir.clone() },
+        expect_head: None,
+    };
+    let ok = audit::verify(&args, &mut out).expect("verify runs");
+    let out = String::from_utf8(out).expect("utf8");
+    assert!(ok, "{out}");
+    assert!(out.contains("ok: 120 records"), "{out}");
+    let want = std::fs::read_to_string(data().join("golden-v1.jsonl")).expect("golden export");
+    assert_eq!(export(&dir), want);
+    // And the service path opens it too (snapshot + tail).
+    let (_, ledger) =
+        open_ledger_with(&dir, Policy::default(), StoreOptions::default()).expect("open_ledger");
+    assert_eq!(ledger.last_seq(), 120);
+}

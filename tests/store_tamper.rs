@@ -1,0 +1,282 @@
+//! Tamper tests (issue 4): damage a closed store through the sled API the
+//! way an intruder or a bad disk would, and check that `verify` fails and
+//! names the first bad seq.
+
+use std::path::Path;
+
+use isc_ledger::cli::audit::{self, DataArg, VerifyArgs};
+use isc_ledger::domain::{Ledger, Policy};
+use isc_ledger::store::codec::{decode_frame, FrameBuilder};
+use isc_ledger::store::ledger::{commit, open_ledger_with};
+use isc_ledger::store::sled_log::{HEAD_KEY, SEGMENT_SIZE_BYTES};
+use isc_ledger::store::workload::Workload;
+use isc_ledger::store::StoreOptions;
+
+/// 300 records in frames of 50: keys 1, 51, …, 251.
+const RECORDS: usize = 300;
+const BATCH: usize = 50;
+
+fn build(dir: &Path) {
+    let mut reference = Ledger::new(Policy::default());
+    let events = Workload::history(11, RECORDS, &mut reference);
+    let opts = StoreOptions {
+        snapshot_every_records: 120,
+        fdatasync: false,
+    };
+    let (mut log, mut ledger) = open_ledger_with(dir, Policy::default(), opts).expect("open");
+    for chunk in events.chunks(BATCH) {
+        commit(&mut log, &mut ledger, chunk.to_vec()).expect("commit");
+    }
+}
+
+fn with_log_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = sled::Config::new()
+        .path(dir)
+        .segment_size(SEGMENT_SIZE_BYTES)
+        .open()
+        .expect("sled");
+    let tree = db.open_tree("log").expect("tree");
+    f(&tree);
+    db.flush().expect("flush");
+}
+
+/// Runs `verify` and returns (ok, output).
+fn verify(dir: &Path) -> (bool, String) {
+    let mut out = Vec::new();
+    let args = VerifyArgs {
+        data: DataArg {
+            data: dir.to_path_buf(),
+        },
+        expect_head: None,
+    };
+    let ok = audit::verify(&args, &mut out).expect("verify runs");
+    (ok, String::from_utf8(out).expect("utf8"))
+}
+
+fn check(tamper: impl FnOnce(&sled::Tree), want_seq: u64) {
+    check_within(tamper, want_seq..=want_seq);
+}
+
+/// For tampering that recomputes every checksum the altered record cannot
+/// always be pinpointed: the first seq named lies in `range`.
+fn check_within(tamper: impl FnOnce(&sled::Tree), range: std::ops::RangeInclusive<u64>) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    build(tmp.path());
+    assert!(verify(tmp.path()).0, "fresh store verifies");
+    with_log_tree(tmp.path(), tamper);
+    let (ok, out) = verify(tmp.path());
+    assert!(!ok, "tampering not detected: {out}");
+    let seq: u64 = out
+        .strip_prefix("DEFECT at seq ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no seq named: {out}"));
+    assert!(range.contains(&seq), "want a seq in {range:?}, got: {out}");
+}
+
+fn key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+fn frame_bytes(t: &sled::Tree, first: u64) -> Vec<u8> {
+    t.get(key(first)).expect("get").expect("frame").to_vec()
+}
+
+/// Byte range of record `seq`'s event inside the frame `first`.
+fn event_range(buf: &[u8], first: u64, seq: u64) -> std::ops::Range<usize> {
+    let f = decode_frame(first, buf).expect("valid");
+    let ev = f.records[(seq - first) as usize].event;
+    let start = ev.as_ptr() as usize - buf.as_ptr() as usize;
+    start..start + ev.len()
+}
+
+/// Re-encodes a frame from `(at, event bytes)` with valid checksums, as a
+/// careful intruder would.
+fn reencode(first: u64, prev_hash: &[u8; 32], records: &[(i64, Vec<u8>)]) -> Vec<u8> {
+    let mut b = FrameBuilder::new(first, prev_hash);
+    for (at, ev) in records {
+        b.push(*at, ev);
+    }
+    b.finish()
+}
+
+fn records_of(buf: &[u8], first: u64) -> ([u8; 32], Vec<(i64, Vec<u8>)>) {
+    let f = decode_frame(first, buf).expect("valid");
+    (
+        f.prev_hash,
+        f.records.iter().map(|r| (r.at, r.event.to_vec())).collect(),
+    )
+}
+
+#[test]
+fn untouched_store_verifies() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    build(tmp.path());
+    let (ok, out) = verify(tmp.path());
+    assert!(ok, "{out}");
+    assert!(out.contains(&format!("ok: {RECORDS} records")), "{out}");
+    assert!(out.contains("2 snapshot(s) match"), "{out}");
+}
+
+#[test]
+fn flipped_byte_in_a_record_is_named() {
+    check(
+        |t| {
+            let mut buf = frame_bytes(t, 101);
+            let r = event_range(&buf, 101, 123);
+            buf[r.start + 2] ^= 0x01;
+            t.insert(key(101), buf).expect("insert");
+        },
+        123,
+    );
+}
+
+#[test]
+fn altered_record_with_recomputed_checksums_breaks_the_chain() {
+    // The intruder rewrites record 123 and fixes every checksum: the state
+    // no longer matches the snapshot at 150, and the next frame's prev_hash
+    // (seq 151) no longer matches the chain.
+    check_within(
+        |t| {
+            let buf = frame_bytes(t, 101);
+            let (prev, mut recs) = records_of(&buf, 101);
+            let ev = &mut recs[22].1;
+            let last = ev.len() - 1;
+            ev[last] ^= 0x01;
+            t.insert(key(101), reencode(101, &prev, &recs))
+                .expect("insert");
+        },
+        123..=151,
+    );
+}
+
+#[test]
+fn altered_instant_with_recomputed_checksums_is_named() {
+    check(
+        |t| {
+            let buf = frame_bytes(t, 251);
+            let (prev, mut recs) = records_of(&buf, 251);
+            recs[10].0 += 1;
+            t.insert(key(251), reencode(251, &prev, &recs))
+                .expect("insert");
+        },
+        261,
+    );
+}
+
+#[test]
+fn deleted_record_is_named() {
+    // Record 160 cut out of its frame (count and frame CRC fixed): record
+    // 161 now sits at seq 160 and fails its seq-bound checksum.
+    check(
+        |t| {
+            let mut buf = frame_bytes(t, 151);
+            let (_, recs) = records_of(&buf, 151);
+            let r160 = event_range(&buf, 151, 160);
+            let r161 = event_range(&buf, 151, 161);
+            // A record starts 3 bytes before its event here (version, 1-byte
+            // at delta, 1-byte length) and ends with a 4-byte CRC.
+            let start = r160.start - 3;
+            let end = r161.start - 3;
+            assert!(recs[9].1.len() < 128);
+            buf.drain(start..end);
+            let count = u16::from_be_bytes([buf[1], buf[2]]) - 1;
+            buf[1..3].copy_from_slice(&count.to_be_bytes());
+            let body = buf.len() - 4;
+            let crc = crc32fast::hash(&buf[..body]);
+            buf[body..].copy_from_slice(&crc.to_be_bytes());
+            t.insert(key(151), buf).expect("insert");
+        },
+        160,
+    );
+}
+
+#[test]
+fn deleted_frame_is_named() {
+    check(
+        |t| assert!(t.remove(key(101)).expect("remove").is_some()),
+        101,
+    );
+}
+
+#[test]
+fn swapped_records_are_named() {
+    check(
+        |t| {
+            let mut buf = frame_bytes(t, 51);
+            let a = event_range(&buf, 51, 70);
+            let b = event_range(&buf, 51, 71);
+            let (a, b) = (a.start - 3..a.end + 4, b.start - 3..b.end + 4);
+            assert_eq!(a.end, b.start);
+            let (ra, rb) = (buf[a.clone()].to_vec(), buf[b.clone()].to_vec());
+            let mut swapped = rb;
+            swapped.extend_from_slice(&ra);
+            buf.splice(a.start..b.end, swapped);
+            t.insert(key(51), buf).expect("insert");
+        },
+        70,
+    );
+}
+
+#[test]
+fn swapped_frames_are_named() {
+    check(
+        |t| {
+            let (a, b) = (frame_bytes(t, 51), frame_bytes(t, 101));
+            t.insert(key(51), b).expect("insert");
+            t.insert(key(101), a).expect("insert");
+        },
+        51,
+    );
+}
+
+#[test]
+fn truncated_tail_is_named() {
+    // The last frame removed: the head marker still says 300.
+    check(
+        |t| assert!(t.remove(key(251)).expect("remove").is_some()),
+        251,
+    );
+}
+
+#[test]
+fn truncated_inside_the_last_frame_is_named() {
+    check(
+        |t| {
+            let buf = frame_bytes(t, 251);
+            let (prev, mut recs) = records_of(&buf, 251);
+            recs.truncate(20);
+            t.insert(key(251), reencode(251, &prev, &recs))
+                .expect("insert");
+        },
+        271,
+    );
+}
+
+#[test]
+fn removed_head_marker_is_reported() {
+    check(
+        |t| assert!(t.remove(HEAD_KEY).expect("remove").is_some()),
+        300,
+    );
+}
+
+#[test]
+fn the_binary_exits_1_and_names_the_seq() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    build(tmp.path());
+    with_log_tree(tmp.path(), |t| {
+        t.remove(key(201)).expect("remove");
+    });
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
+        .args(["verify", "--data"])
+        .arg(tmp.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("DEFECT at seq 201: record missing"),
+        "{stdout}"
+    );
+}

@@ -153,6 +153,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             DEFAULT_GROUP_MAX
         },
         snapshot_every: a.snapshot_every.max(1),
+        ..EngineConfig::default()
     };
     tracing::info!(
         data = %a.data.display(), group_commit = !a.no_group_commit, clock = %a.clock,

@@ -30,6 +30,7 @@ pub mod clock;
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -49,7 +50,7 @@ pub const DEFAULT_GROUP_MAX: usize = 1024;
 /// Commands waiting for the writer; past this, handlers wait (backpressure).
 pub const QUEUE_CAPACITY: usize = 16_384;
 /// Notices buffered per watcher before it is declared lagging.
-pub const WATCH_BUFFER: usize = 4_096;
+pub const DEFAULT_WATCH_BUFFER: usize = 4_096;
 
 /// The log the engine writes.
 pub type Log = EventLog;
@@ -91,6 +92,8 @@ pub struct EngineConfig {
     pub group_max: usize,
     /// Snapshot every N records.
     pub snapshot_every: u64,
+    /// Notices buffered per watcher before it is declared lagging.
+    pub watch_buffer: usize,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +102,7 @@ impl Default for EngineConfig {
             policy: Policy::default(),
             group_max: DEFAULT_GROUP_MAX,
             snapshot_every: 10_000,
+            watch_buffer: DEFAULT_WATCH_BUFFER,
         }
     }
 }
@@ -125,7 +129,17 @@ pub(crate) struct Live {
     pub(crate) published_until: i64,
 }
 
+/// Counters of the writer's work, for logs and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Records durably appended.
+    pub records: AtomicU64,
+    /// Durable appends (one per group).
+    pub groups: AtomicU64,
+}
+
 pub(crate) struct Shared {
+    pub(crate) stats: Stats,
     pub(crate) live: RwLock<Live>,
     /// The log; the writer holds the write lock only while appending.
     pub(crate) log: RwLock<Log>,
@@ -175,8 +189,9 @@ impl Engine {
         );
         let published_until = ledger.last_at().max(clock.now());
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
-        let (notices, _) = broadcast::channel(WATCH_BUFFER);
+        let (notices, _) = broadcast::channel(config.watch_buffer.max(1));
         let shared = Arc::new(Shared {
+            stats: Stats::default(),
             live: RwLock::new(Live {
                 ledger: ledger.clone(),
                 published_until,
@@ -231,6 +246,11 @@ impl Engine {
             .into());
         }
         self.ask(|reply| Request::SetTime { t, reply }).await
+    }
+
+    /// How much the writer did (records, durable appends).
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
     }
 
     /// The clock's reading.
@@ -367,5 +387,176 @@ impl Engine {
         }
         replay.sort_by(|a, b| (a.at, &a.account_id).cmp(&(b.at, &b.account_id)));
         Ok((replay, rx))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+    use crate::domain::{Hosting, LicenseLine, NoticeKind, PriceEntryInput, TierInput};
+
+    fn engine(dir: &Path, start_s: i64, config: EngineConfig) -> Engine {
+        Engine::start(dir, config, Arc::new(ManualClock::new(start_s))).unwrap()
+    }
+
+    fn open(id: &str) -> Command {
+        Command::OpenAccount {
+            account_id: id.into(),
+        }
+    }
+
+    fn top_up(id: &str, key: &str, amount: &str) -> Command {
+        Command::TopUp {
+            account_id: id.into(),
+            activation_key: key.into(),
+            amount: amount.into(),
+        }
+    }
+
+    fn prices() -> Command {
+        Command::PublishPriceList {
+            version: 1,
+            effective_at: 0,
+            entries: vec![PriceEntryInput {
+                license_type: "PBX-Port13".into(),
+                tiers: vec![TierInput {
+                    from_qty: 1,
+                    monthly_price: "2.628".into(),
+                }],
+            }],
+        }
+    }
+
+    fn rent(id: &str, pbx: &str, qty: u32) -> Command {
+        Command::ChangeConfig {
+            account_id: id.into(),
+            pbx_id: pbx.into(),
+            licenses: vec![LicenseLine {
+                license_type: "PBX-Port13".into(),
+                quantity: qty,
+            }],
+            firmware_major: 13,
+            hosting: Hosting::Gateway,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_commands_share_durable_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), 100, EngineConfig::default());
+        e.execute(open("a")).await.unwrap();
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(
+                    async move { e.execute(top_up("a", &format!("KEY-group-{i}"), "1")).await },
+                )
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap().unwrap().seq);
+        }
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (2..=201).collect::<Vec<_>>(),
+            "dense, one record each"
+        );
+        let groups = e.stats().groups.load(Ordering::Relaxed);
+        assert!(
+            groups < 201,
+            "group commit: {groups} appends for 201 records"
+        );
+        let v = e.account_view("a", None).unwrap();
+        assert_eq!(v.balance.to_string(), "200");
+        e.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_group_commit_every_record_has_its_own_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            group_max: 1,
+            ..EngineConfig::default()
+        };
+        let e = engine(dir.path(), 100, config);
+        e.execute(open("a")).await.unwrap();
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let e = e.clone();
+                tokio::spawn(
+                    async move { e.execute(top_up("a", &format!("KEY-solo-{i}"), "1")).await },
+                )
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(e.stats().groups.load(Ordering::Relaxed), 21);
+        e.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_never_goes_below_the_log_and_the_clock_never_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine(dir.path(), 1_000, EngineConfig::default());
+        assert_eq!(e.execute(open("a")).await.unwrap().at, 1_000);
+        let err = e.set_time(999).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::Rejected(ref r) if r.code == crate::domain::Code::FailedPrecondition)
+        );
+        e.shutdown().await;
+        drop(e); // releases sled's directory lock
+                 // A restart with a clock behind the log still stamps at >= last at.
+        let e = engine(dir.path(), 10, EngineConfig::default());
+        assert_eq!(e.execute(open("b")).await.unwrap().at, 1_000);
+        e.shutdown().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_watcher_lags_and_never_blocks_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            watch_buffer: 2,
+            ..EngineConfig::default()
+        };
+        let e = engine(dir.path(), 0, config);
+        let (_, mut slow) = e.watch(None, 0).unwrap();
+        e.execute(prices()).await.unwrap();
+        // Ten accounts that each deplete at once (B = 0, r > 0 is refused, so
+        // fund them just enough for one day and let the clock run out).
+        for i in 0..10 {
+            let id = format!("acct-{i}");
+            e.execute(open(&id)).await.unwrap();
+            e.execute(top_up(&id, &format!("KEY-slow-{i}"), "0.0864"))
+                .await
+                .unwrap();
+            e.execute(rent(&id, &format!("pbx-{i}"), 1)).await.unwrap();
+        }
+        e.set_time(10 * 86_400).await.unwrap();
+        // The writer went on: this command is answered although nobody read.
+        e.execute(open("after")).await.unwrap();
+        let mut lagged = false;
+        loop {
+            match slow.try_recv() {
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    lagged = true;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        assert!(lagged, "the slow watcher is told it lagged");
+        // A late watcher replays every depletion from history instead.
+        let (replay, _) = e.watch(None, 1).unwrap();
+        let depletions = replay
+            .iter()
+            .filter(|n| n.kind == NoticeKind::Depletion)
+            .count();
+        assert_eq!(depletions, 10);
+        e.shutdown().await;
     }
 }

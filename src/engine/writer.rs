@@ -1,5 +1,6 @@
 //! The writer thread: group commit, `at` stamping and notice publication.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,7 +89,13 @@ impl Writer {
                     }
                 }
             }
-            tracing::info!(last_seq = self.working.last_seq(), "writer stopped");
+            let stats = &self.shared.stats;
+            tracing::info!(
+                last_seq = self.working.last_seq(),
+                records = stats.records.load(Ordering::Relaxed),
+                durable_appends = stats.groups.load(Ordering::Relaxed),
+                "writer stopped"
+            );
         });
     }
 
@@ -211,6 +218,13 @@ impl Writer {
                     }),
                 Err(_) => Err("log lock poisoned".to_string()),
             };
+            if appended.is_ok() {
+                let stats = &self.shared.stats;
+                stats.groups.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .records
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+            }
             if let Err(why) = appended {
                 tracing::error!("durable append failed, refusing writes from now on: {why}");
                 self.fail(format!("storage failure, nothing recorded: {why}"));

@@ -49,7 +49,7 @@ pub struct ServeArgs {
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Write a snapshot every N records (0 = never).
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = crate::store::sled_log::DEFAULT_SNAPSHOT_EVERY_RECORDS)]
     pub snapshot_every: u64,
     /// One durable flush per command (for comparison benchmarks).
     #[arg(long)]

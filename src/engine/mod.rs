@@ -101,7 +101,7 @@ impl Default for EngineConfig {
         Self {
             policy: Policy::default(),
             group_max: DEFAULT_GROUP_MAX,
-            snapshot_every: 10_000,
+            snapshot_every: crate::store::sled_log::DEFAULT_SNAPSHOT_EVERY_RECORDS,
             watch_buffer: DEFAULT_WATCH_BUFFER,
         }
     }

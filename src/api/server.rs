@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
 use super::auth::{AuthInterceptor, Tokens};
@@ -113,7 +113,12 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(InterceptedService::new(ledger, auth))
         .add_optional_service(clock)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(
+            // Small responses must leave at once: without TCP_NODELAY, Nagle
+            // and delayed ACKs add tens of milliseconds to acknowledgements.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            signal,
+        )
         .await;
     engine.shutdown().await;
     tracing::info!("ledger stopped cleanly");

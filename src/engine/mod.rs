@@ -136,6 +136,8 @@ pub struct Stats {
     pub records: AtomicU64,
     /// Durable appends (one per group).
     pub groups: AtomicU64,
+    /// Time spent in durable appends, microseconds.
+    pub append_us: AtomicU64,
 }
 
 pub(crate) struct Shared {

@@ -14,6 +14,14 @@ use crate::store::LogStore;
 /// Instants are whole seconds, so one second is the natural period.
 const SYSTEM_TICK: Duration = Duration::from_secs(1);
 
+/// Longest wait for stragglers before a durable append (bounds the
+/// latency group commit may add; a flush costs more than this here).
+const MAX_LINGER: Duration = Duration::from_micros(1_000);
+/// Arrivals pausing this long means the answered clients are back.
+const LINGER_QUIET: Duration = Duration::from_micros(150);
+/// Polling period while lingering (the writer thread is ours to block).
+const LINGER_POLL: Duration = Duration::from_micros(30);
+
 type Reply = oneshot::Sender<Result<Receipt, EngineError>>;
 
 pub(crate) struct Writer {
@@ -81,6 +89,7 @@ impl Writer {
                         if self.process(&mut batch) {
                             break;
                         }
+                        self.linger(n);
                     }
                     _ = tick.tick(), if !manual => {
                         let now = self.shared.clock.now();
@@ -94,14 +103,48 @@ impl Writer {
                 last_seq = self.working.last_seq(),
                 records = stats.records.load(Ordering::Relaxed),
                 durable_appends = stats.groups.load(Ordering::Relaxed),
+                append_ms_total = stats.append_us.load(Ordering::Relaxed) / 1000,
                 "writer stopped"
             );
         });
     }
 
+    /// Waits briefly for the clients just answered to send their next
+    /// command, so that it joins the next durable append.
+    ///
+    /// Without this, closed-loop clients split into two cohorts that take
+    /// turns: those answered by append N come back while append N+1 (made of
+    /// the others) is already running, so each append carries about half the
+    /// clients and every client waits two appends. Lingering until arrivals
+    /// stop (or [`MAX_LINGER`]) lets one append carry nearly everyone. Only
+    /// after a group of several commands: a lone client never waits.
+    fn linger(&self, answered: usize) {
+        if answered < 2 || self.group_max == 1 {
+            return;
+        }
+        let start = std::time::Instant::now();
+        let mut seen = self.rx.len();
+        let mut quiet = std::time::Instant::now();
+        loop {
+            std::thread::sleep(LINGER_POLL);
+            let now = std::time::Instant::now();
+            let len = self.rx.len();
+            if len > seen {
+                seen = len;
+                quiet = now;
+            }
+            if len >= self.group_max
+                || now.duration_since(start) >= MAX_LINGER
+                || now.duration_since(quiet) >= LINGER_QUIET
+            {
+                return;
+            }
+        }
+    }
+
     /// Handles one drained batch; returns true on shutdown.
     fn process(&mut self, batch: &mut Vec<Request>) -> bool {
-        let now = self.shared.clock.now();
+        let mut now = self.shared.clock.now();
         let mut stop = false;
         for req in batch.drain(..) {
             match req {
@@ -123,6 +166,8 @@ impl Writer {
                     self.commit();
                     let res = self.set_time(t);
                     self.commit();
+                    // Commands queued behind the SetTime are stamped after it.
+                    now = self.shared.clock.now();
                     let _ = reply.send(res);
                 }
                 Request::Shutdown { reply } => {
@@ -201,6 +246,7 @@ impl Writer {
         let mut durable = true;
         if !events.is_empty() {
             let first_seq = self.working.last_seq() + 1 - events.len() as u64;
+            let started = std::time::Instant::now();
             let appended = match self.shared.log.write() {
                 Ok(mut log) => log
                     .append(&events)
@@ -224,6 +270,8 @@ impl Writer {
                 stats
                     .records
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
+                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                stats.append_us.fetch_add(us, Ordering::Relaxed);
             }
             if let Err(why) = appended {
                 tracing::error!("durable append failed, refusing writes from now on: {why}");

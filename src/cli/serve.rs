@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// One durable flush per command (for comparison benchmarks).
     #[arg(long)]
     pub no_group_commit: bool,
+    /// Longest wait, in microseconds, for just-answered clients to join the
+    /// next group commit (0 disables).
+    #[arg(long, default_value_t = crate::engine::DEFAULT_GROUP_LINGER.as_micros() as u64)]
+    pub group_linger_us: u64,
 }
 
 impl ServeArgs {
@@ -153,6 +157,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             DEFAULT_GROUP_MAX
         },
         snapshot_every: a.snapshot_every.max(1),
+        group_linger: std::time::Duration::from_micros(a.group_linger_us),
         ..EngineConfig::default()
     };
     tracing::info!(

@@ -47,6 +47,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 /// Most commands committed by one durable append. Bounds the latency of
 /// the last command of a group and the memory of one batch.
 pub const DEFAULT_GROUP_MAX: usize = 1024;
+/// Default longest linger before an append: a fraction of one flush here
+/// (~2 ms); 0, 300, 1000 and 2000 µs were measured, 300 was best.
+pub const DEFAULT_GROUP_LINGER: std::time::Duration = std::time::Duration::from_micros(300);
 /// Commands waiting for the writer; past this, handlers wait (backpressure).
 pub const QUEUE_CAPACITY: usize = 16_384;
 /// Notices buffered per watcher before it is declared lagging.
@@ -94,6 +97,10 @@ pub struct EngineConfig {
     pub snapshot_every: u64,
     /// Notices buffered per watcher before it is declared lagging.
     pub watch_buffer: usize,
+    /// Longest wait for the clients just answered before the next durable
+    /// append (see the writer's `linger`); zero disables it. Bounds the
+    /// latency group commit may add.
+    pub group_linger: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -103,6 +110,7 @@ impl Default for EngineConfig {
             group_max: DEFAULT_GROUP_MAX,
             snapshot_every: crate::store::sled_log::DEFAULT_SNAPSHOT_EVERY_RECORDS,
             watch_buffer: DEFAULT_WATCH_BUFFER,
+            group_linger: DEFAULT_GROUP_LINGER,
         }
     }
 }
@@ -208,6 +216,7 @@ impl Engine {
             shared.clone(),
             rx,
             config.group_max,
+            config.group_linger,
         );
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())

@@ -14,9 +14,6 @@ use crate::store::LogStore;
 /// Instants are whole seconds, so one second is the natural period.
 const SYSTEM_TICK: Duration = Duration::from_secs(1);
 
-/// Longest wait for stragglers before a durable append (bounds the
-/// latency group commit may add; a flush costs more than this here).
-const MAX_LINGER: Duration = Duration::from_micros(1_000);
 /// Arrivals pausing this long means the answered clients are back.
 const LINGER_QUIET: Duration = Duration::from_micros(150);
 /// Polling period while lingering (the writer thread is ours to block).
@@ -32,6 +29,8 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Request>,
     group_max: usize,
+    /// Longest wait for stragglers before the next append.
+    linger_max: Duration,
     /// Set after a storage failure: every later write is refused.
     failed: Option<String>,
     // The group being built.
@@ -47,6 +46,7 @@ impl Writer {
         shared: Arc<Shared>,
         rx: mpsc::Receiver<Request>,
         group_max: usize,
+        linger_max: Duration,
     ) -> Self {
         Self {
             working,
@@ -54,6 +54,7 @@ impl Writer {
             shared,
             rx,
             group_max: group_max.max(1),
+            linger_max,
             failed: None,
             events: Vec::new(),
             replies: Vec::new(),
@@ -116,10 +117,10 @@ impl Writer {
     /// turns: those answered by append N come back while append N+1 (made of
     /// the others) is already running, so each append carries about half the
     /// clients and every client waits two appends. Lingering until arrivals
-    /// stop (or [`MAX_LINGER`]) lets one append carry nearly everyone. Only
+    /// stop (or `linger_max`) lets one append carry nearly everyone. Only
     /// after a group of several commands: a lone client never waits.
     fn linger(&self, answered: usize) {
-        if answered < 2 || self.group_max == 1 {
+        if answered < 2 || self.group_max == 1 || self.linger_max.is_zero() {
             return;
         }
         let start = std::time::Instant::now();
@@ -134,7 +135,7 @@ impl Writer {
                 quiet = now;
             }
             if len >= self.group_max
-                || now.duration_since(start) >= MAX_LINGER
+                || now.duration_since(start) >= self.linger_max
                 || now.duration_since(quiet) >= LINGER_QUIET
             {
                 return;

@@ -1,5 +1,7 @@
 //! The pure domain: everything that turns accepted commands into balances.
 
+pub mod license_model;
+
 use serde::{Deserialize, Serialize};
 
 /// Where the PBX runs (spec §11 `hosting`). It does not change billing; it

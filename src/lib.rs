@@ -6,3 +6,4 @@
 //!   per-second accrual, depletion, `decide`/`apply`, views, statements,
 //!   notices and the compliance report. No I/O, no clock, no async.
 pub mod domain;
+pub mod prices_check;

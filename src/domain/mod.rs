@@ -1,8 +1,40 @@
 //! The pure domain: everything that turns accepted commands into balances.
+//!
+//! No I/O, no clock, no async: instants come in as arguments. Modules:
+//! - [`money`]: `Nano` (i128 nano-iSC), decimal parsing, rounding, bounds.
+//! - [`ids`]: identifier syntax and input limits.
+//! - [`prices`]: price lists, graduated tiers, their validation.
+//! - [`event`]: commands, events (the stored facts), receipts, notices, policy.
+//! - [`account`]: one account's timeline: accrual, depletion, reminders.
+//! - [`ledger`]: `decide` and `apply` over the whole ledger.
+//! - [`report`]: views, statements, notice history, compliance report.
 
 pub mod license_model;
 
 use serde::{Deserialize, Serialize};
+
+pub mod account;
+pub mod error;
+pub mod event;
+pub mod ids;
+pub mod ledger;
+pub mod money;
+pub mod prices;
+pub mod report;
+
+pub use account::{Account, ApplyError, Cycle, Observer, Pbx, PriceBook};
+pub use error::{Code, Rejection};
+pub use event::{
+    Command, ComplianceRule, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy,
+    Receipt,
+};
+pub use ledger::{Applied, Ledger};
+pub use money::{Nano, UnixSeconds, SECONDS_PER_MONTH};
+pub use prices::{PriceEntryInput, PriceList, Tier, TierInput};
+pub use report::{
+    account_view_at, notices_history, statement, AccountState, AccountView, ComplianceReport,
+    LineKind, Statement, StatementLine,
+};
 
 /// Where the PBX runs (spec §11 `hosting`). It does not change billing; it
 /// feeds the license-model rules.

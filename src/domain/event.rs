@@ -1,0 +1,203 @@
+//! Commands (raw client input), events (the stored facts) and the small
+//! values that travel with them: receipts, notices and the ledger policy.
+//!
+//! Storage contract: `EventBody` is encoded with bincode by variant index, so
+//! variants and fields are only ever appended; a layout change adds a record
+//! version in the store and an upcaster, never an in-place edit.
+
+use super::money::{Nano, UnixSeconds};
+use super::prices::{PriceEntryInput, PriceList};
+use super::Hosting;
+use serde::{Deserialize, Serialize};
+
+/// One rented license type and how many of it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LicenseLine {
+    pub license_type: String,
+    pub quantity: u32,
+}
+
+/// What a client asks for. Everything in it is unvalidated; `decide` checks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    OpenAccount {
+        account_id: String,
+    },
+    ChangeConfig {
+        account_id: String,
+        pbx_id: String,
+        licenses: Vec<LicenseLine>,
+        firmware_major: u32,
+        hosting: Hosting,
+    },
+    TopUp {
+        account_id: String,
+        activation_key: String,
+        amount: String,
+    },
+    PublishPriceList {
+        version: u32,
+        effective_at: UnixSeconds,
+        entries: Vec<PriceEntryInput>,
+    },
+    CloseAccount {
+        account_id: String,
+    },
+}
+
+/// An accepted fact with the instant it takes effect. `seq` and the hash
+/// chain belong to the store's record envelope, not to the event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub at: UnixSeconds,
+    pub body: EventBody,
+}
+
+/// The accepted commands, with what `decide` resolved at that instant (the
+/// price-list version a contact froze), so a fold needs no other context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventBody {
+    AccountOpened {
+        account_id: String,
+    },
+    ConfigChanged {
+        account_id: String,
+        pbx_id: String,
+        licenses: Vec<LicenseLine>,
+        firmware_major: u32,
+        hosting: Hosting,
+        /// The list this PBX froze to at this contact (`None`: none in effect).
+        price_version: Option<u32>,
+    },
+    ToppedUp {
+        account_id: String,
+        activation_key: String,
+        amount: Nano,
+        /// The list every PBX of the account froze to at this contact.
+        price_version: Option<u32>,
+    },
+    PriceListPublished(PriceList),
+    AccountClosed {
+        account_id: String,
+        /// The balance forfeited, recorded so an auditor sees it in the log.
+        forfeited: Nano,
+    },
+}
+
+impl Event {
+    /// The account this event touches (`None` for price lists).
+    pub fn account_id(&self) -> Option<&str> {
+        match &self.body {
+            EventBody::AccountOpened { account_id }
+            | EventBody::ConfigChanged { account_id, .. }
+            | EventBody::ToppedUp { account_id, .. }
+            | EventBody::AccountClosed { account_id, .. } => Some(account_id),
+            EventBody::PriceListPublished(_) => None,
+        }
+    }
+}
+
+/// The answer to an accepted command (spec §10 `Receipt`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub seq: u64,
+    pub at: UnixSeconds,
+    /// Balance of the account right after the record; `None` for a price list.
+    pub balance: Option<Nano>,
+}
+
+/// What `decide` concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Append this event; its receipt comes from `apply`.
+    Append(Event),
+    /// An idempotent top-up retry: answer the first receipt, record nothing.
+    Retry(Receipt),
+}
+
+/// Kinds of notices told to watchers (spec §8 reminders, §12 notices).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum NoticeKind {
+    Reminder,
+    Depletion,
+    Reactivation,
+}
+
+/// A derived notice; computed by replay, never stored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Notice {
+    pub account_id: String,
+    pub at: UnixSeconds,
+    pub kind: NoticeKind,
+    /// Set for reminders: the projected runtime threshold that was reached.
+    pub threshold_s: Option<i64>,
+}
+
+/// Continuous-use thresholds (spec §12): a cycle is a lowering raised back
+/// within `max_gap_s`; `cycles` cycles within `window_s` flag the PBX.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplianceRule {
+    pub max_gap_s: i64,
+    pub cycles: usize,
+    pub window_s: i64,
+}
+
+impl Default for ComplianceRule {
+    fn default() -> Self {
+        ComplianceRule {
+            max_gap_s: 72 * 3600,
+            cycles: 3,
+            window_s: 30 * 86_400,
+        }
+    }
+}
+
+/// Most reminder thresholds (they are tracked in a bit set per funding period).
+pub const MAX_REMINDER_THRESHOLDS: usize = 16;
+
+/// Operator settings that shape decisions and derived facts. Part of the
+/// ledger state, so a snapshot taken under other settings is detectable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// A rate rise needs the balance to cover this many seconds (0: any positive balance).
+    pub min_activation_runtime_s: i64,
+    /// Reminder thresholds in seconds of projected runtime, distinct, descending.
+    pub reminder_thresholds_s: Vec<i64>,
+    pub compliance: ComplianceRule,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            min_activation_runtime_s: 86_400,
+            reminder_thresholds_s: vec![30 * 86_400, 7 * 86_400, 86_400],
+            compliance: ComplianceRule::default(),
+        }
+    }
+}
+
+impl Policy {
+    /// Normalises the thresholds (descending, distinct, positive) and checks limits.
+    pub fn normalized(mut self) -> Result<Policy, String> {
+        if self.min_activation_runtime_s < 0 {
+            return Err("min activation runtime must not be negative".into());
+        }
+        self.reminder_thresholds_s.sort_unstable_by(|a, b| b.cmp(a));
+        self.reminder_thresholds_s.dedup();
+        if self.reminder_thresholds_s.iter().any(|t| *t <= 0) {
+            return Err("reminder thresholds must be positive durations".into());
+        }
+        if self.reminder_thresholds_s.len() > MAX_REMINDER_THRESHOLDS {
+            return Err(format!(
+                "at most {MAX_REMINDER_THRESHOLDS} reminder thresholds"
+            ));
+        }
+        if self.compliance.cycles == 0
+            || self.compliance.max_gap_s <= 0
+            || self.compliance.window_s <= 0
+        {
+            return Err("compliance thresholds must be positive".into());
+        }
+        Ok(self)
+    }
+}

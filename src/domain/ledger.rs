@@ -1,0 +1,546 @@
+//! The whole ledger as two pure functions (spec §7): `decide` checks a
+//! command against the state at an instant and yields the event to store
+//! (or a rejection, or an idempotent retry); `apply` folds a stored event
+//! into the state. Replay is `apply` over the log, live is `decide` then
+//! `apply` of the same event, so they agree by construction.
+
+use super::account::{config_cost, Account, ApplyError, Observer, PriceBook};
+use super::error::Rejection;
+use super::event::{
+    Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
+};
+use super::ids::{
+    check_id, check_key, check_license_type, MAX_LICENSE_LINES, MAX_QUANTITY, MIN_FIRMWARE_MAJOR,
+};
+use super::money::{
+    seconds_to_deplete, Nano, UnixSeconds, MAX_ACCOUNT_MONTHLY_RATE, MAX_BALANCE, MAX_TOP_UP,
+};
+use super::prices::{check_succession, parse_price_list, PriceList};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+
+/// A redeemed activation key and the receipt of its top-up (spec §7: a retry
+/// with the same account and amount answers this receipt verbatim).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUse {
+    pub account_id: String,
+    pub amount: Nano,
+    pub receipt: Receipt,
+}
+
+/// What `apply` reports: the receipt of the record and the notices the event
+/// itself made due (time-driven notices come from `notices_between`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub receipt: Receipt,
+    pub notices: Vec<Notice>,
+}
+
+/// The folded state of the whole log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    pub(crate) policy: Policy,
+    pub(crate) last_seq: u64,
+    pub(crate) last_at: UnixSeconds,
+    pub(crate) prices: PriceBook,
+    pub(crate) accounts: HashMap<String, Account>,
+    /// PBX → its account, forever.
+    pub(crate) pbx_owner: HashMap<String, String>,
+    pub(crate) keys: HashMap<String, KeyUse>,
+}
+
+/// Collects the notices an event makes due at its own instant.
+struct AtEvent<'a> {
+    account_id: &'a str,
+    notices: Vec<Notice>,
+}
+
+impl Observer for AtEvent<'_> {
+    fn notice(
+        &mut self,
+        kind: NoticeKind,
+        at: UnixSeconds,
+        threshold_s: Option<i64>,
+        at_event: bool,
+    ) {
+        if at_event {
+            self.notices.push(Notice {
+                account_id: self.account_id.to_owned(),
+                at,
+                kind,
+                threshold_s,
+            });
+        }
+    }
+}
+
+impl Default for Ledger {
+    fn default() -> Self {
+        Ledger::new(Policy::default())
+    }
+}
+
+impl Ledger {
+    pub fn new(policy: Policy) -> Ledger {
+        Ledger {
+            policy,
+            last_seq: 0,
+            last_at: 0,
+            prices: PriceBook::new(),
+            accounts: HashMap::new(),
+            pbx_owner: HashMap::new(),
+            keys: HashMap::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// Seq of the last applied record (0: empty log).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+    /// `at` of the last applied record: live commands are never stamped earlier.
+    pub fn last_at(&self) -> UnixSeconds {
+        self.last_at
+    }
+    pub fn prices(&self) -> &PriceBook {
+        &self.prices
+    }
+    pub fn account(&self, account_id: &str) -> Option<&Account> {
+        self.accounts.get(account_id)
+    }
+    /// Account ids in sorted order (stable output for reports).
+    pub fn account_ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = self.accounts.keys().map(String::as_str).collect();
+        ids.sort_unstable();
+        ids
+    }
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// The newest list in effect at `at` (spec §5): versions and dates agree.
+    pub fn list_in_effect(&self, at: UnixSeconds) -> Option<&PriceList> {
+        self.prices
+            .values()
+            .rev()
+            .find(|list| list.effective_at <= at)
+    }
+
+    fn existing(&self, account_id: &str) -> Result<&Account, Rejection> {
+        self.accounts
+            .get(account_id)
+            .ok_or_else(|| Rejection::not_found(format!("account {account_id} does not exist")))
+    }
+
+    fn open_account(&self, account_id: &str) -> Result<&Account, Rejection> {
+        let account = self.existing(account_id)?;
+        if account.is_closed() {
+            return Err(Rejection::precondition(format!(
+                "account {account_id} is closed"
+            )));
+        }
+        Ok(account)
+    }
+
+    /// Checks `cmd` at `max(now, last_at)` (spec §7, §11). Pure: the state is
+    /// untouched whatever the outcome.
+    pub fn decide(&self, cmd: &Command, now: UnixSeconds) -> Result<Decision, Rejection> {
+        let at = now.max(self.last_at);
+        let body = match cmd {
+            Command::OpenAccount { account_id } => {
+                check_id("account id", account_id)?;
+                if self.accounts.contains_key(account_id) {
+                    return Err(Rejection::exists(format!(
+                        "account {account_id} already exists (account ids are never reused, even after closing)"
+                    )));
+                }
+                EventBody::AccountOpened {
+                    account_id: account_id.clone(),
+                }
+            }
+            Command::ChangeConfig {
+                account_id,
+                pbx_id,
+                licenses,
+                firmware_major,
+                hosting,
+            } => self.decide_config(account_id, pbx_id, licenses, *firmware_major, *hosting, at)?,
+            Command::TopUp {
+                account_id,
+                activation_key,
+                amount,
+            } => {
+                check_id("account id", account_id)?;
+                check_key(activation_key)?;
+                let amount = Nano::parse_bounded(amount, "top-up amount", Nano(1), MAX_TOP_UP)?;
+                let account = self.existing(account_id)?;
+                if let Some(used) = self.keys.get(activation_key) {
+                    if &used.account_id == account_id && used.amount == amount {
+                        return Ok(Decision::Retry(used.receipt));
+                    }
+                    return Err(Rejection::exists(format!(
+                        "activation key {activation_key} was already redeemed (record {}) with another account or amount",
+                        used.receipt.seq
+                    )));
+                }
+                if account.is_closed() {
+                    return Err(Rejection::precondition(format!(
+                        "account {account_id} is closed"
+                    )));
+                }
+                let balance = account.balance_at(at);
+                if balance.0 + amount.0 > MAX_BALANCE.0 {
+                    return Err(Rejection::precondition(format!(
+                        "top-up refused: the balance would be {} iSC, above the limit of {MAX_BALANCE} iSC",
+                        Nano(balance.0 + amount.0)
+                    )));
+                }
+                EventBody::ToppedUp {
+                    account_id: account_id.clone(),
+                    activation_key: activation_key.clone(),
+                    amount,
+                    price_version: self.list_in_effect(at).map(|l| l.version),
+                }
+            }
+            Command::PublishPriceList {
+                version,
+                effective_at,
+                entries,
+            } => {
+                let list = parse_price_list(*version, *effective_at, entries)?;
+                check_succession(&list, self.prices.values().next_back())?;
+                EventBody::PriceListPublished(list)
+            }
+            Command::CloseAccount { account_id } => {
+                check_id("account id", account_id)?;
+                let account = self.open_account(account_id)?;
+                EventBody::AccountClosed {
+                    account_id: account_id.clone(),
+                    forfeited: account.balance_at(at),
+                }
+            }
+        };
+        Ok(Decision::Append(Event { at, body }))
+    }
+
+    fn decide_config(
+        &self,
+        account_id: &str,
+        pbx_id: &str,
+        licenses: &[LicenseLine],
+        firmware_major: u32,
+        hosting: super::Hosting,
+        at: UnixSeconds,
+    ) -> Result<EventBody, Rejection> {
+        // 1. Syntax and bounds.
+        check_id("account id", account_id)?;
+        check_id("PBX id", pbx_id)?;
+        if licenses.len() > MAX_LICENSE_LINES {
+            return Err(Rejection::invalid(format!(
+                "a configuration may list at most {MAX_LICENSE_LINES} license types (got {})",
+                licenses.len()
+            )));
+        }
+        let mut seen = HashSet::with_capacity(licenses.len());
+        for line in licenses {
+            check_license_type(&line.license_type)?;
+            if line.quantity == 0 || line.quantity > MAX_QUANTITY {
+                return Err(Rejection::invalid(format!(
+                    "quantity of {} must be between 1 and {MAX_QUANTITY} (got {}); remove the line to stop renting it",
+                    line.license_type, line.quantity
+                )));
+            }
+            if !seen.insert(line.license_type.as_str()) {
+                return Err(Rejection::invalid(format!(
+                    "license type {} appears twice in the configuration",
+                    line.license_type
+                )));
+            }
+        }
+        // 2. Existence.
+        let account = self.existing(account_id)?;
+        // 3. Types against the list the PBX would freeze to (an argument error).
+        let list = self.list_in_effect(at);
+        if let (Some(list), false) = (list, licenses.is_empty()) {
+            if let Some(missing) = licenses
+                .iter()
+                .find(|l| !list.entries.contains_key(&l.license_type))
+            {
+                return Err(Rejection::invalid(format!(
+                    "license type {} is not rentable: it is not in price list version {} in effect",
+                    missing.license_type, list.version
+                )));
+            }
+        }
+        // 4. State.
+        if account.is_closed() {
+            return Err(Rejection::precondition(format!(
+                "account {account_id} is closed"
+            )));
+        }
+        if let Some(owner) = self.pbx_owner.get(pbx_id) {
+            if owner != account_id {
+                return Err(Rejection::precondition(format!(
+                    "PBX {pbx_id} belongs to another account; a PBX never changes account"
+                )));
+            }
+        }
+        let body = EventBody::ConfigChanged {
+            account_id: account_id.to_owned(),
+            pbx_id: pbx_id.to_owned(),
+            licenses: licenses.to_vec(),
+            firmware_major,
+            hosting,
+            price_version: list.map(|l| l.version),
+        };
+        if licenses.is_empty() {
+            return Ok(body);
+        }
+        let Some(list) = list else {
+            return Err(Rejection::precondition(
+                "no price list is in effect yet: licenses cannot be rented before the vendor publishes prices",
+            ));
+        };
+        if firmware_major < MIN_FIRMWARE_MAJOR {
+            return Err(Rejection::precondition(format!(
+                "firmware {firmware_major} cannot rent licenses: rental needs firmware {MIN_FIRMWARE_MAJOR}r1 or later"
+            )));
+        }
+        let new_cost = config_cost(licenses, list)
+            .map_err(|t| Rejection::invalid(format!("license type {t} is not rentable")))?;
+        let old_cost = account.pbx(pbx_id).map_or(Nano::ZERO, |p| p.monthly_cost);
+        let before = account.configured_rate;
+        let after = Nano(before.0 - old_cost.0 + new_cost.0);
+        if after > MAX_ACCOUNT_MONTHLY_RATE {
+            return Err(Rejection::precondition(format!(
+                "the account's monthly rate would be {after} iSC, above the limit of {MAX_ACCOUNT_MONTHLY_RATE} iSC"
+            )));
+        }
+        if after > before {
+            if account.suspended_at(at) {
+                return Err(Rejection::precondition(format!(
+                    "account {account_id} is suspended (credit used up): top up before raising its rented configuration"
+                )));
+            }
+            let balance = account.balance_at(at);
+            if balance.is_zero() {
+                return Err(Rejection::precondition(format!(
+                    "account {account_id} has no credit: top up before raising its rented configuration"
+                )));
+            }
+            let runtime = seconds_to_deplete(balance, after);
+            let needed = self.policy.min_activation_runtime_s;
+            if runtime < needed {
+                return Err(Rejection::precondition(format!(
+                    "insufficient credit: the balance of {balance} iSC pays only {runtime} s of the new monthly rate of {after} iSC, the minimum is {needed} s"
+                )));
+            }
+        }
+        Ok(body)
+    }
+
+    /// Folds one stored record into the state. Fails only on a log that
+    /// contradicts itself (tampered or corrupt); `decide`'s events never do.
+    pub fn apply(&mut self, seq: u64, ev: &Event) -> Result<Applied, ApplyError> {
+        if seq != self.last_seq + 1 {
+            return Err(ApplyError(format!(
+                "record {seq} follows record {}: sequence is not dense",
+                self.last_seq
+            )));
+        }
+        if ev.at < self.last_at {
+            return Err(ApplyError(format!(
+                "record {seq} at {} is earlier than the previous record at {}",
+                ev.at, self.last_at
+            )));
+        }
+        let applied = self.apply_body(seq, ev)?;
+        self.last_seq = seq;
+        self.last_at = ev.at;
+        Ok(applied)
+    }
+
+    fn apply_body(&mut self, seq: u64, ev: &Event) -> Result<Applied, ApplyError> {
+        let at = ev.at;
+        let account_id = match &ev.body {
+            EventBody::PriceListPublished(list) => {
+                self.prices.insert(list.version, list.clone());
+                return Ok(Applied {
+                    receipt: Receipt {
+                        seq,
+                        at,
+                        balance: None,
+                    },
+                    notices: Vec::new(),
+                });
+            }
+            EventBody::AccountOpened { account_id } => {
+                if self.accounts.contains_key(account_id) {
+                    return Err(ApplyError(format!("account {account_id} is opened twice")));
+                }
+                self.accounts
+                    .insert(account_id.clone(), Account::open(account_id, at));
+                return Ok(Applied {
+                    receipt: Receipt {
+                        seq,
+                        at,
+                        balance: Some(Nano::ZERO),
+                    },
+                    notices: Vec::new(),
+                });
+            }
+            EventBody::ConfigChanged {
+                account_id, pbx_id, ..
+            } => {
+                match self.pbx_owner.get(pbx_id) {
+                    Some(owner) if owner != account_id => {
+                        return Err(ApplyError(format!(
+                            "PBX {pbx_id} is bound to another account"
+                        )));
+                    }
+                    Some(_) => {}
+                    None => {
+                        if self.accounts.contains_key(account_id) {
+                            self.pbx_owner.insert(pbx_id.clone(), account_id.clone());
+                        }
+                    }
+                }
+                account_id
+            }
+            EventBody::ToppedUp { account_id, .. }
+            | EventBody::AccountClosed { account_id, .. } => account_id,
+        };
+        let account = self
+            .accounts
+            .get_mut(account_id)
+            .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
+        let mut obs = AtEvent {
+            account_id,
+            notices: Vec::new(),
+        };
+        account.apply(at, &ev.body, &self.prices, &self.policy, &mut obs)?;
+        let receipt = Receipt {
+            seq,
+            at,
+            balance: Some(account.balance),
+        };
+        if let EventBody::ToppedUp {
+            activation_key,
+            amount,
+            ..
+        } = &ev.body
+        {
+            let used = KeyUse {
+                account_id: account_id.clone(),
+                amount: *amount,
+                receipt,
+            };
+            if self.keys.insert(activation_key.clone(), used).is_some() {
+                return Err(ApplyError(format!(
+                    "activation key {activation_key} is redeemed twice"
+                )));
+            }
+        }
+        Ok(Applied {
+            receipt,
+            notices: obs.notices,
+        })
+    }
+
+    /// Time-driven notices (reminders, depletion) due in `(t1, t2]` with no
+    /// further events; `t1 >= last_at`. One account, or all of them.
+    pub fn notices_between(
+        &self,
+        account_id: Option<&str>,
+        t1: UnixSeconds,
+        t2: UnixSeconds,
+    ) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let mut raw = Vec::new();
+        let mut push = |account: &Account| {
+            raw.clear();
+            account.pending_notices(&self.policy, t1, t2, &mut raw);
+            out.extend(raw.iter().map(|(kind, at, threshold_s)| Notice {
+                account_id: account.account_id.clone(),
+                at: *at,
+                kind: *kind,
+                threshold_s: *threshold_s,
+            }));
+        };
+        match account_id {
+            Some(id) => {
+                if let Some(account) = self.accounts.get(id) {
+                    push(account);
+                }
+            }
+            None => self.accounts.values().for_each(&mut push),
+        }
+        out.sort_by(|a, b| {
+            (
+                a.at,
+                &a.account_id,
+                a.kind,
+                std::cmp::Reverse(a.threshold_s),
+            )
+                .cmp(&(
+                    b.at,
+                    &b.account_id,
+                    b.kind,
+                    std::cmp::Reverse(b.threshold_s),
+                ))
+        });
+        out
+    }
+
+    /// The earliest time-driven notice strictly after `t` over all accounts.
+    pub fn next_due_after(&self, t: UnixSeconds) -> Option<UnixSeconds> {
+        self.accounts
+            .values()
+            .filter_map(|a| a.next_due_after(&self.policy, t))
+            .min()
+    }
+
+    /// The plain fold of a log from empty (used by replay and tests).
+    pub fn replay<'a>(
+        policy: Policy,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<Ledger, ApplyError> {
+        let mut ledger = Ledger::new(policy);
+        for (i, ev) in events.into_iter().enumerate() {
+            ledger.apply(i as u64 + 1, ev)?;
+        }
+        Ok(ledger)
+    }
+}
+
+/// Folds one account's own events (in log order) into a fresh account,
+/// reporting its timeline to `obs`; used for past views, statements and
+/// notice history. Stops at events after `until`.
+pub fn fold_account_events<O: Observer>(
+    ledger: &Ledger,
+    events: &[Event],
+    account_id: &str,
+    until: UnixSeconds,
+    obs: &mut O,
+) -> Result<Option<Account>, ApplyError> {
+    let mut account: Option<Account> = None;
+    for ev in events.iter().filter(|e| e.account_id() == Some(account_id)) {
+        if ev.at > until {
+            break;
+        }
+        match (&mut account, &ev.body) {
+            (None, EventBody::AccountOpened { .. }) => {
+                account = Some(Account::open(account_id, ev.at))
+            }
+            (Some(acc), body) => acc.apply(ev.at, body, &ledger.prices, &ledger.policy, obs)?,
+            (None, _) => {
+                return Err(ApplyError(format!(
+                    "account {account_id} has events before it was opened"
+                )))
+            }
+        }
+    }
+    Ok(account)
+}

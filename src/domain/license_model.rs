@@ -23,8 +23,8 @@ use super::Hosting;
 pub const DEFAULT_V13_TOML: &str = include_str!("catalogue_v13.toml");
 
 /// Type-name prefix of hardware licenses (seed 003 §1.4; spec §4), matched
-/// case-sensitively (spec §11).
-pub const HARDWARE_PREFIX: &str = "Relay-";
+/// case-sensitively (spec §11); the core's own constant.
+pub use super::ids::HARDWARE_PREFIX;
 
 /// Most license types one catalogue may describe: far above the ~30 of V13,
 /// low enough that a hostile file cannot make `check` slow.
@@ -899,5 +899,338 @@ mod tests {
             let first = c.check(&licenses, firmware_major, hosting);
             proptest::prop_assert_eq!(first, c.check(&licenses, firmware_major, hosting));
         }
+    }
+}
+
+/// The rules inside the ledger: publish records the catalogue, `decide`
+/// judges a configuration by the catalogue of the list it freezes to, and
+/// replay (`apply`) never judges again.
+#[cfg(test)]
+mod ledger_tests {
+    use super::*;
+    use crate::domain::{
+        Code, Command, Decision, Event, EventBody, Ledger, LicenseLine, Policy, PriceEntryInput,
+        TierInput,
+    };
+
+    const T0: i64 = 1_767_225_600;
+
+    /// A live ledger that keeps its stored events, as the engine would.
+    struct Live {
+        ledger: Ledger,
+        events: Vec<Event>,
+    }
+
+    impl Live {
+        fn new() -> Live {
+            Live {
+                ledger: Ledger::new(Policy::default()),
+                events: Vec::new(),
+            }
+        }
+
+        fn run(&mut self, cmd: Command, now: i64) -> Result<(), (Code, String)> {
+            match self.ledger.decide(&cmd, now) {
+                Ok(Decision::Append(ev)) => {
+                    let seq = self.ledger.last_seq() + 1;
+                    self.ledger.apply(seq, &ev).expect("decided events apply");
+                    self.events.push(ev);
+                    Ok(())
+                }
+                Ok(Decision::Retry(_)) => Ok(()),
+                Err(r) => Err((r.code, r.message)),
+            }
+        }
+
+        fn ok(&mut self, cmd: Command, now: i64) {
+            if let Err(e) = self.run(cmd, now) {
+                panic!("refused: {e:?}");
+            }
+        }
+    }
+
+    fn publish(version: u32, types: &[&str], catalogue: Option<Catalogue>) -> Command {
+        Command::PublishPriceList {
+            version,
+            effective_at: T0,
+            entries: types
+                .iter()
+                .map(|t| PriceEntryInput {
+                    license_type: t.to_string(),
+                    tiers: vec![TierInput {
+                        from_qty: 1,
+                        monthly_price: "1".to_string(),
+                    }],
+                })
+                .collect(),
+            catalogue,
+        }
+    }
+
+    fn config(pbx: &str, licenses: &[(&str, u32)], hosting: Hosting) -> Command {
+        Command::ChangeConfig {
+            account_id: "acme".to_string(),
+            pbx_id: pbx.to_string(),
+            licenses: licenses
+                .iter()
+                .map(|(t, q)| LicenseLine {
+                    license_type: t.to_string(),
+                    quantity: *q,
+                })
+                .collect(),
+            firmware_major: 13,
+            hosting,
+        }
+    }
+
+    fn top_up(key: &str, amount: &str) -> Command {
+        Command::TopUp {
+            account_id: "acme".to_string(),
+            activation_key: key.to_string(),
+            amount: amount.to_string(),
+        }
+    }
+
+    const TYPES: &[&str] = &[
+        "PBX-Port13",
+        "PBX-Standby13",
+        "PBX-IPVA13",
+        "Port13$20",
+        "App(phone)13",
+        "App(softphone)13",
+        "PBX-Video13",
+        "PBX-UC13",
+    ];
+
+    /// An account with credit for a long time under price list 1.
+    fn funded(catalogue: Option<Catalogue>) -> Live {
+        let mut live = Live::new();
+        live.ok(publish(1, TYPES, catalogue), T0);
+        live.ok(
+            Command::OpenAccount {
+                account_id: "acme".to_string(),
+            },
+            T0,
+        );
+        live.ok(top_up("KEY-0001", "100000"), T0);
+        live
+    }
+
+    /// The default V13 catalogue with Video only warning (an "old" catalogue
+    /// that a later one tightens).
+    fn lenient() -> Catalogue {
+        let text = DEFAULT_V13_TOML.replace(
+            "id = \"video-needs-phone-app\"\nkind = \"requires\"\nseverity = \"violation\"",
+            "id = \"video-needs-phone-app\"\nkind = \"requires\"\nseverity = \"warning\"",
+        );
+        Catalogue::from_toml(&text).expect("valid")
+    }
+
+    #[test]
+    fn a_price_list_records_its_catalogue() {
+        let live = funded(None);
+        let EventBody::PriceListPublished(list) = &live.events[0].body else {
+            panic!("a price list first");
+        };
+        assert_eq!(list.catalogue, Catalogue::default_v13());
+        let live = funded(Some(lenient()));
+        assert_eq!(
+            live.ledger.list_in_effect(T0).expect("v1").catalogue,
+            lenient()
+        );
+    }
+
+    #[test]
+    fn publish_refuses_a_bad_catalogue_or_a_catalogue_hardware_type() {
+        let mut live = Live::new();
+        let mut broken = Catalogue::default_v13();
+        broken.rules[0].families = vec!["NoSuchFamily".to_string()];
+        let (code, message) = live.run(publish(1, TYPES, Some(broken)), T0).unwrap_err();
+        assert_eq!(code, Code::InvalidArgument);
+        assert!(message.contains("NoSuchFamily"), "{message}");
+
+        let with_isdn = Catalogue::from_toml(&format!(
+            "{DEFAULT_V13_TOML}\n[[types]]\nname = \"ISDN-S0\"\nfamily = \"BRI\"\nhardware = true\nsection = \"§2.2\"\n"
+        ))
+        .expect("valid");
+        let (code, message) = live
+            .run(publish(1, &["PBX-Port13", "ISDN-S0"], Some(with_isdn)), T0)
+            .unwrap_err();
+        assert_eq!(code, Code::InvalidArgument);
+        assert!(
+            message.contains("ISDN-S0 is a hardware license"),
+            "{message}"
+        );
+        assert_eq!(
+            live.ledger.last_seq(),
+            0,
+            "rejections leave the ledger unchanged"
+        );
+    }
+
+    #[test]
+    fn a_violation_is_failed_precondition_and_changes_nothing() {
+        let mut live = funded(None);
+        let before = live.ledger.clone();
+        let (code, message) = live
+            .run(
+                config(
+                    "pbx-1",
+                    &[("Port13$20", 10), ("PBX-Port13", 5)],
+                    Hosting::Gateway,
+                ),
+                T0,
+            )
+            .unwrap_err();
+        assert_eq!(code, Code::FailedPrecondition);
+        assert_eq!(
+            message,
+            "SMB-Port licenses cannot be combined with Port licenses: 10 SMB-Port (10 Port13$20) \
+             with 5 Port (5 PBX-Port13) (license model V13r2 §3.4)"
+        );
+        assert_eq!(live.ledger, before);
+    }
+
+    #[test]
+    fn core_checks_come_before_the_rules() {
+        let mut live = funded(None);
+        // An unknown type is an argument error even though the rest breaks a rule.
+        let (code, _) = live
+            .run(
+                config(
+                    "p",
+                    &[("Port13$20", 10), ("PBX-Port13", 5), ("Nope13", 1)],
+                    Hosting::Gateway,
+                ),
+                T0,
+            )
+            .unwrap_err();
+        assert_eq!(code, Code::InvalidArgument);
+        // Firmware below 13 is the core's precondition, with its own message.
+        let mut cmd = config("p", &[("PBX-Port13", 1)], Hosting::Gateway);
+        if let Command::ChangeConfig { firmware_major, .. } = &mut cmd {
+            *firmware_major = 12;
+        }
+        let (code, message) = live.run(cmd, T0).unwrap_err();
+        assert_eq!(code, Code::FailedPrecondition);
+        assert!(message.contains("rental needs firmware 13"), "{message}");
+        // Not enough credit is reported before the rule violation.
+        let mut poor = Live::new();
+        poor.ok(publish(1, TYPES, None), T0);
+        poor.ok(
+            Command::OpenAccount {
+                account_id: "acme".to_string(),
+            },
+            T0,
+        );
+        let (_, message) = poor
+            .run(
+                config(
+                    "p",
+                    &[("Port13$20", 10), ("PBX-Port13", 5)],
+                    Hosting::Gateway,
+                ),
+                T0,
+            )
+            .unwrap_err();
+        assert!(message.contains("no credit"), "{message}");
+        // An empty configuration is never judged.
+        live.ok(config("p", &[], Hosting::Ipva), T0);
+    }
+
+    #[test]
+    fn warnings_are_kept_on_the_pbx_and_shown_on_the_view() {
+        let mut live = funded(None);
+        live.ok(
+            config(
+                "pbx-1",
+                &[("PBX-Port13", 10), ("PBX-Standby13", 5)],
+                Hosting::Gateway,
+            ),
+            T0 + 10,
+        );
+        live.ok(
+            config(
+                "pbx-2",
+                &[("PBX-Port13", 3), ("PBX-IPVA13", 3)],
+                Hosting::Ipva,
+            ),
+            T0 + 20,
+        );
+        let view = live.ledger.account_view("acme", T0 + 30).expect("view");
+        assert_eq!(view.pbxs.len(), 2);
+        assert_eq!(view.pbxs[0].warnings.len(), 1);
+        assert!(
+            view.pbxs[0].warnings[0].contains("§3.2"),
+            "{:?}",
+            view.pbxs[0].warnings
+        );
+        assert!(view.pbxs[1].warnings.is_empty());
+        // A later change that fixes it clears the warning.
+        live.ok(
+            config(
+                "pbx-1",
+                &[("PBX-Port13", 10), ("PBX-Standby13", 10)],
+                Hosting::Gateway,
+            ),
+            T0 + 40,
+        );
+        let view = live.ledger.account_view("acme", T0 + 50).expect("view");
+        assert!(view.pbxs[0].warnings.is_empty());
+    }
+
+    #[test]
+    fn replay_never_rejudges_a_configuration_under_a_tighter_catalogue() {
+        // Catalogue 1 only warns about Video without Phone App.
+        let mut live = funded(Some(lenient()));
+        live.ok(
+            config(
+                "pbx-1",
+                &[("PBX-Port13", 5), ("PBX-Video13", 5)],
+                Hosting::Gateway,
+            ),
+            T0 + 100,
+        );
+        // The vendor tightens the rule: price list 2 carries the default catalogue.
+        let mut strict = Catalogue::default_v13();
+        strict.version = 2;
+        live.ok(publish(2, TYPES, Some(strict)), T0 + 200);
+        // A top-up is a contact: pbx-1 re-freezes to list 2 without being judged.
+        live.ok(top_up("KEY-0002", "10"), T0 + 300);
+        let view = live.ledger.account_view("acme", T0 + 400).expect("view");
+        assert_eq!(view.pbxs[0].price_list_version, Some(2));
+        assert_eq!(view.pbxs[0].licenses.len(), 2);
+        assert_eq!(
+            view.pbxs[0].warnings.len(),
+            1,
+            "the warning of its own time"
+        );
+
+        // Replay of the stored events gives the same ledger, accepting it.
+        let replayed = Ledger::replay(Policy::default(), &live.events).expect("replay");
+        assert_eq!(replayed, live.ledger);
+        // Through the log encoding too.
+        let cfg = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(&live.events, cfg).expect("encode");
+        let (decoded, _): (Vec<Event>, usize) =
+            bincode::serde::decode_from_slice(&bytes, cfg).expect("decode");
+        assert_eq!(
+            Ledger::replay(Policy::default(), &decoded).expect("replay"),
+            live.ledger
+        );
+
+        // Only a new decision meets the new rule.
+        let (code, message) = live
+            .run(
+                config(
+                    "pbx-1",
+                    &[("PBX-Port13", 5), ("PBX-Video13", 5)],
+                    Hosting::Gateway,
+                ),
+                T0 + 500,
+            )
+            .unwrap_err();
+        assert_eq!(code, Code::FailedPrecondition);
+        assert!(message.starts_with("Video needs a Phone App"), "{message}");
     }
 }

@@ -22,6 +22,7 @@ pub mod license_model;
 pub mod money;
 pub mod prices;
 pub mod report;
+pub mod sim;
 
 pub use account::{Account, ApplyError, Cycle, Observer, Pbx, PriceBook};
 pub use error::{Code, Rejection};
@@ -47,3 +48,5 @@ pub enum Hosting {
     /// On an IPVA (virtual appliance).
     Ipva,
 }
+#[cfg(test)]
+mod tests;

@@ -13,6 +13,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::domain::license_model::Catalogue;
+use crate::domain::{
+    Command, Decision, Event, EventBody, Ledger, Policy, PriceEntryInput, TierInput,
+};
 
 /// Largest price-list or catalogue file read, in bytes: a full catalogue of
 /// a few hundred types with tiers fits in far less.
@@ -118,41 +121,174 @@ pub fn check_price_list_file(path: &Path, catalogue_path: Option<&Path>) -> Resu
     check_price_list(&list, catalogue)
 }
 
-/// The pure half of [`check_price_list_file`].
+/// The pure half of [`check_price_list_file`]: the domain's own `decide`
+/// of the publication on an empty ledger, so the file is judged exactly as
+/// the server will judge it (syntax, bounds, tiers, duplicates, hardware
+/// types, catalogue consistency).
 pub fn check_price_list(
     list: &PriceListFile,
     catalogue: Option<Catalogue>,
 ) -> Result<Report, String> {
     let catalogue_builtin = catalogue.is_none();
-    let catalogue = catalogue.unwrap_or_else(Catalogue::default_v13);
-    catalogue.validate()?;
-    if let Some(hw) = list
+    let cmd = Command::PublishPriceList {
+        version: list.version,
+        effective_at: list.effective_at,
+        entries: list
+            .entries
+            .iter()
+            .map(|e| PriceEntryInput {
+                license_type: e.license_type.clone(),
+                tiers: e
+                    .tiers
+                    .iter()
+                    .map(|t| TierInput {
+                        from_qty: t.from_qty,
+                        monthly_price: t.monthly_price.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        catalogue,
+    };
+    let decided = Ledger::new(Policy::default())
+        .decide(&cmd, list.effective_at)
+        .map_err(|r| r.message)?;
+    let Decision::Append(Event {
+        body: EventBody::PriceListPublished(published),
+        ..
+    }) = decided
+    else {
+        return Err("the ledger did not decide a price-list publication".to_string());
+    };
+    let notes = published
         .entries
-        .iter()
-        .find(|e| catalogue.is_hardware(&e.license_type))
-    {
-        return Err(format!(
-            "{} is a hardware license and is never rentable ({} §1.4)",
-            hw.license_type, catalogue.source
-        ));
-    }
-    let notes = list
-        .entries
-        .iter()
-        .filter(|e| catalogue.get(&e.license_type).is_none())
-        .map(|e| {
-            format!(
-                "{} is not in the license catalogue: no license-model rule applies to it",
-                e.license_type
-            )
+        .keys()
+        .filter(|t| published.catalogue.get(t).is_none())
+        .map(|t| {
+            format!("{t} is not in the license catalogue: no license-model rule applies to it")
         })
         .collect();
     Ok(Report {
-        version: list.version,
-        effective_at: list.effective_at,
-        entries: list.entries.len(),
-        catalogue_version: catalogue.version,
+        version: published.version,
+        effective_at: published.effective_at,
+        entries: published.entries.len(),
+        catalogue_version: published.catalogue.version,
         catalogue_builtin,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::license_model::DEFAULT_V13_TOML;
+    use std::io::Write;
+
+    fn example() -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/price_list_example.toml");
+        std::fs::read_to_string(path).expect("example price list")
+    }
+
+    fn check_text(text: &str) -> Result<Report, String> {
+        check_price_list(&parse_price_list(text)?, None)
+    }
+
+    #[test]
+    fn the_example_price_list_is_valid() {
+        let report = check_text(&example()).expect("valid");
+        assert_eq!(report.version, 1);
+        assert_eq!(report.entries, 18);
+        assert_eq!(report.catalogue_version, 1);
+        assert!(report.catalogue_builtin && report.notes.is_empty());
+        assert!(report
+            .to_string()
+            .starts_with("price list version 1 (effective_at 1767225600): 18 license types"));
+    }
+
+    #[test]
+    fn the_core_rules_apply() {
+        let bad = [
+            (
+                r#"license_type = "PBX-UC13""#,
+                r#"license_type = "Relay-BRIs""#,
+                "hardware license",
+            ),
+            (
+                r#"monthly_price = "3.5""#,
+                "monthly_price = 3.5",
+                "expected a string",
+            ),
+            (
+                r#"monthly_price = "3.5""#,
+                r#"monthly_price = "3.5.1""#,
+                "monthly price of PBX-UC13",
+            ),
+            (
+                r#"license_type = "App(chat)13""#,
+                r#"license_type = "PBX-UC13""#,
+                "appears twice",
+            ),
+            (
+                "version = 1",
+                "version = 1
+colour = 2",
+                "unknown field",
+            ),
+        ];
+        for (from, to, expected) in bad {
+            let text = example().replacen(from, to, 1);
+            let err = check_text(&text).expect_err(expected);
+            assert!(err.contains(expected), "{expected:?} not in {err:?}");
+        }
+    }
+
+    #[test]
+    fn types_unknown_to_the_catalogue_are_noted() {
+        let text = format!(
+            "{}
+[[entries]]
+license_type = \"PBX-Future13\"
+tiers = [{{ from_qty = 1, monthly_price = \"0\" }}]
+",
+            example()
+        );
+        let report = check_text(&text).expect("valid");
+        assert_eq!(report.notes.len(), 1);
+        assert!(report.notes[0].starts_with("PBX-Future13 is not in the license catalogue"));
+    }
+
+    #[test]
+    fn files_and_catalogues_are_read_and_judged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("prices.toml");
+        std::fs::File::create(&list)
+            .and_then(|mut f| f.write_all(example().as_bytes()))
+            .expect("write");
+        assert!(check_price_list_file(&list, None).is_ok());
+
+        // A catalogue that calls a priced type hardware refuses the list.
+        let catalogue = dir.path().join("catalogue.toml");
+        let text = DEFAULT_V13_TOML.to_string()
+            + "\n[[types]]\nname = \"App(chat)13-HW\"\nfamily = \"BRI\"\nhardware = true\nsection = \"§2\"\n";
+        std::fs::write(&catalogue, text).expect("write");
+        let with_hw = dir.path().join("prices-hw.toml");
+        std::fs::write(
+            &with_hw,
+            example().replacen("App(chat)13", "App(chat)13-HW", 1),
+        )
+        .expect("write");
+        let err = check_price_list_file(&with_hw, Some(&catalogue)).expect_err("hardware");
+        assert!(
+            err.contains("App(chat)13-HW is a hardware license"),
+            "{err}"
+        );
+        let ok = check_price_list_file(&list, Some(&catalogue)).expect("valid");
+        assert!(!ok.catalogue_builtin);
+
+        std::fs::write(&catalogue, "version = 1").expect("write");
+        assert!(check_price_list_file(&list, Some(&catalogue)).is_err());
+        let err =
+            check_price_list_file(&dir.path().join("missing.toml"), None).expect_err("missing");
+        assert!(err.starts_with("cannot read price list"), "{err}");
+    }
 }

@@ -27,11 +27,36 @@ pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 pub struct PriceListFile {
     /// Price-list version, strictly greater than the previous one (spec §7).
     pub version: u32,
-    /// Unix seconds from which the list applies (at the next contact).
-    pub effective_at: i64,
+    /// From when the list applies (at the next contact): Unix seconds or an
+    /// RFC 3339 text; absent means 0 (in effect at once).
+    #[serde(default)]
+    pub effective_at: Option<Instant>,
     /// One entry per rentable license type.
     #[serde(default)]
     pub entries: Vec<EntryFile>,
+}
+
+/// An instant in a file: Unix seconds or RFC 3339 (as the `prices publish`
+/// client accepts).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Instant {
+    /// Unix seconds.
+    Unix(i64),
+    /// RFC 3339, e.g. `2026-01-01T00:00:00Z`.
+    Text(String),
+}
+
+impl Instant {
+    /// Unix seconds.
+    pub fn unix_s(&self) -> Result<i64, String> {
+        match self {
+            Instant::Unix(n) => Ok(*n),
+            Instant::Text(t) => chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.timestamp())
+                .map_err(|e| format!("effective_at {t:?} is not Unix seconds or RFC 3339: {e}")),
+        }
+    }
 }
 
 /// One license type and its graduated tiers.
@@ -91,9 +116,14 @@ impl fmt::Display for Report {
     }
 }
 
-/// Parses a price-list file's text.
+/// Parses a price-list file's text (TOML).
 pub fn parse_price_list(text: &str) -> Result<PriceListFile, String> {
     toml::from_str(text).map_err(|e| format!("price list is not valid: {e}"))
+}
+
+/// Parses a price-list file's text given as JSON (same fields).
+pub fn parse_price_list_json(text: &str) -> Result<PriceListFile, String> {
+    serde_json::from_str(text).map_err(|e| format!("price list is not valid: {e}"))
 }
 
 fn read_bounded(path: &Path, what: &str) -> Result<String, String> {
@@ -113,7 +143,12 @@ fn read_bounded(path: &Path, what: &str) -> Result<String, String> {
 /// (otherwise the built-in V13 catalogue): everything `PublishPriceList`
 /// would check except what depends on the previous list in the log.
 pub fn check_price_list_file(path: &Path, catalogue_path: Option<&Path>) -> Result<Report, String> {
-    let list = parse_price_list(&read_bounded(path, "price list")?)?;
+    let text = read_bounded(path, "price list")?;
+    let list = if path.extension().is_some_and(|e| e == "json") {
+        parse_price_list_json(&text)?
+    } else {
+        parse_price_list(&text)?
+    };
     let catalogue = match catalogue_path {
         Some(p) => Some(Catalogue::from_toml(&read_bounded(p, "catalogue")?)?),
         None => None,
@@ -130,9 +165,10 @@ pub fn check_price_list(
     catalogue: Option<Catalogue>,
 ) -> Result<Report, String> {
     let catalogue_builtin = catalogue.is_none();
+    let effective_at = list.effective_at.as_ref().map_or(Ok(0), Instant::unix_s)?;
     let cmd = Command::PublishPriceList {
         version: list.version,
-        effective_at: list.effective_at,
+        effective_at,
         entries: list
             .entries
             .iter()
@@ -151,7 +187,7 @@ pub fn check_price_list(
         catalogue,
     };
     let decided = Ledger::new(Policy::default())
-        .decide(&cmd, list.effective_at)
+        .decide(&cmd, effective_at)
         .map_err(|r| r.message)?;
     let Decision::Append(Event {
         body: EventBody::PriceListPublished(published),
@@ -287,6 +323,15 @@ tiers = [{{ from_qty = 1, monthly_price = \"0\" }}]
 
         std::fs::write(&catalogue, "version = 1").expect("write");
         assert!(check_price_list_file(&list, Some(&catalogue)).is_err());
+        let json = dir.path().join("prices.json");
+        std::fs::write(
+            &json,
+            r#"{"version": 2, "effective_at": "2026-01-01T00:00:00Z",
+                "entries": [{"license_type": "PBX-Port13", "tiers": [{"from_qty": 1, "monthly_price": "1"}]}]}"#,
+        )
+        .expect("write");
+        let report = check_price_list_file(&json, None).expect("json");
+        assert_eq!((report.version, report.effective_at), (2, 1_767_225_600));
         let err =
             check_price_list_file(&dir.path().join("missing.toml"), None).expect_err("missing");
         assert!(err.starts_with("cannot read price list"), "{err}");

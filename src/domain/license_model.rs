@@ -27,11 +27,16 @@ pub const DEFAULT_V13_TOML: &str = include_str!("catalogue_v13.toml");
 pub use super::ids::HARDWARE_PREFIX;
 
 /// Most license types one catalogue may describe: far above the ~30 of V13,
-/// low enough that a hostile file cannot make `check` slow.
-pub const MAX_CATALOGUE_TYPES: usize = 1_000;
+/// low enough (with the two limits below) that even a hostile catalogue
+/// keeps `check` of a 256-line configuration in the milliseconds.
+pub const MAX_CATALOGUE_TYPES: usize = 256;
 
-/// Most rules one catalogue may hold (same reasoning as the types).
-pub const MAX_CATALOGUE_RULES: usize = 1_000;
+/// Most rules one catalogue may hold (V13 has 13).
+pub const MAX_CATALOGUE_RULES: usize = 256;
+
+/// Most families in one list: a bundle's `contains`, a rule's `families` or
+/// `others` (UC contains 7).
+pub const MAX_FAMILIES_PER_LIST: usize = 16;
 
 /// Longest name (type, family, rule id) or section accepted in a catalogue.
 pub const MAX_CATALOGUE_NAME_LEN: usize = 128;
@@ -269,6 +274,12 @@ impl Catalogue {
             families.insert(t.family.as_str());
         }
         for t in &self.types {
+            if t.contains.len() > MAX_FAMILIES_PER_LIST {
+                return Err(format!(
+                    "license type {} contains more than {MAX_FAMILIES_PER_LIST} families",
+                    t.name
+                ));
+            }
             if let Some(unknown) = t.contains.iter().find(|f| !families.contains(f.as_str())) {
                 return Err(format!(
                     "license type {} contains family {unknown}, which no type has",
@@ -283,6 +294,12 @@ impl Catalogue {
             check_text("rule text", &r.text, MAX_RULE_TEXT_LEN)?;
             if !ids.insert(r.id.as_str()) {
                 return Err(format!("rule {} is defined twice", r.id));
+            }
+            if r.families.len() > MAX_FAMILIES_PER_LIST || r.others.len() > MAX_FAMILIES_PER_LIST {
+                return Err(format!(
+                    "rule {} names more than {MAX_FAMILIES_PER_LIST} families in one list",
+                    r.id
+                ));
             }
             if let Some(unknown) = r
                 .families
@@ -351,7 +368,16 @@ impl Catalogue {
         firmware_major: u32,
         hosting: Hosting,
     ) -> Result<Vec<Warning>, RuleViolation> {
-        let present: Vec<(&str, u32)> = licenses.iter().copied().filter(|l| l.1 > 0).collect();
+        // Each line resolved once: rules then never search the types again.
+        let present: Vec<Line> = licenses
+            .iter()
+            .filter(|(_, quantity)| *quantity > 0)
+            .map(|&(name, quantity)| Line {
+                name,
+                quantity,
+                known: self.get(name),
+            })
+            .collect();
         let mut warnings = Vec::new();
         for rule in &self.rules {
             let Some(detail) = self.broken(rule, &present, firmware_major, hosting) else {
@@ -378,22 +404,25 @@ impl Catalogue {
     fn broken(
         &self,
         rule: &Rule,
-        licenses: &[(&str, u32)],
+        licenses: &[Line<'_>],
         firmware_major: u32,
         hosting: Hosting,
     ) -> Option<String> {
         // Cheap (a handful of licenses): computed once for every kind.
         let (a, b) = (
-            self.users(licenses, &rule.families),
-            self.users(licenses, &rule.others),
+            users(licenses, &rule.families),
+            users(licenses, &rule.others),
         );
         match rule.kind {
             RuleKind::NotRentable => licenses
                 .iter()
-                .find(|(name, _)| self.is_hardware(name))
-                .map(|(name, _)| format!("{name} is a hardware license")),
-            RuleKind::LicenseVersion => licenses.iter().find_map(|(name, _)| {
-                let t = self.get(name).filter(|t| t.firmware_bound)?;
+                .find(|l| {
+                    l.name.starts_with(HARDWARE_PREFIX) || l.known.is_some_and(|t| t.hardware)
+                })
+                .map(|l| format!("{} is a hardware license", l.name)),
+            RuleKind::LicenseVersion => licenses.iter().find_map(|l| {
+                let name = l.name;
+                let t = l.known.filter(|t| t.firmware_bound)?;
                 let version = t.software_version?;
                 (version < firmware_major).then(|| {
                     format!(
@@ -401,20 +430,18 @@ impl Catalogue {
                     )
                 })
             }),
-            RuleKind::MaxQuantity => licenses.iter().find_map(|(name, quantity)| {
-                let max = self.get(name)?.max_quantity?;
-                (*quantity > max)
-                    .then(|| format!("{name} covers at most {max}, {quantity} configured"))
+            RuleKind::MaxQuantity => licenses.iter().find_map(|l| {
+                let max = l.known?.max_quantity?;
+                (l.quantity > max)
+                    .then(|| format!("{} covers at most {max}, {} configured", l.name, l.quantity))
             }),
             RuleKind::Exclusive => (a.total > 0 && b.total > 0).then(|| format!("{a} with {b}")),
             RuleKind::SingleType => {
                 let mut names: Vec<&str> = Vec::new();
-                for (name, _) in licenses {
-                    let in_families = self
-                        .get(name)
-                        .is_some_and(|t| rule.families.contains(&t.family));
-                    if in_families && !names.contains(name) {
-                        names.push(name);
+                for l in licenses {
+                    let in_families = l.known.is_some_and(|t| rule.families.contains(&t.family));
+                    if in_families && !names.contains(&l.name) {
+                        names.push(l.name);
                     }
                 }
                 (names.len() > 1).then(|| format!("{} together", names.join(" and ")))
@@ -430,26 +457,33 @@ impl Catalogue {
                 .then(|| format!("{a} on {}", hosting_label(hosting))),
         }
     }
+}
 
-    /// How many users the configuration gives the `families`: licenses of
-    /// those families plus bundles containing one of them, each counted once.
-    fn users<'a>(&self, licenses: &[(&'a str, u32)], families: &'a [String]) -> Users<'a> {
-        let mut users = Users {
-            families,
-            total: 0,
-            parts: Vec::new(),
-        };
-        for &(name, quantity) in licenses {
-            let Some(t) = self.get(name) else { continue };
-            let counts =
-                families.contains(&t.family) || t.contains.iter().any(|f| families.contains(f));
-            if counts {
-                users.total = users.total.saturating_add(u64::from(quantity));
-                users.parts.push((name, quantity));
-            }
+/// One configuration line, resolved against the catalogue.
+struct Line<'a> {
+    name: &'a str,
+    quantity: u32,
+    known: Option<&'a LicenseType>,
+}
+
+/// How many users the configuration gives the `families`: licenses of those
+/// families plus bundles containing one of them, each counted once.
+fn users<'a>(licenses: &[Line<'a>], families: &'a [String]) -> Users<'a> {
+    let mut users = Users {
+        families,
+        total: 0,
+        parts: Vec::new(),
+    };
+    for line in licenses {
+        let Some(t) = line.known else { continue };
+        let counts =
+            families.contains(&t.family) || t.contains.iter().any(|f| families.contains(f));
+        if counts {
+            users.total = users.total.saturating_add(u64::from(line.quantity));
+            users.parts.push((line.name, line.quantity));
         }
-        users
     }
+    users
 }
 
 /// A count of users of some families with where they come from, printed as
@@ -842,6 +876,11 @@ mod tests {
             ),
             ("hosting = \"Ipva\"\n", "", "needs hosting"),
             ("max_quantity = 20", "max_quantity = 0", "max_quantity 0"),
+            (
+                "others = [\"Standby\"]",
+                "others = [\"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\", \"Port\"]",
+                "more than 16 families",
+            ),
             (
                 "software_version = 13\nreference = \"02-00039-002\"",
                 "reference = \"y\"",

@@ -17,7 +17,10 @@ use super::money::{
 };
 use super::prices::{check_succession, parse_price_list, PriceList};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+/// Hash maps of the in-memory state: foldhash (fast, seeded per process).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A redeemed activation key and the receipt of its top-up (spec §7: a retry
 /// with the same account and amount answers this receipt verbatim).
@@ -43,10 +46,10 @@ pub struct Ledger {
     pub(crate) last_seq: u64,
     pub(crate) last_at: UnixSeconds,
     pub(crate) prices: PriceBook,
-    pub(crate) accounts: HashMap<String, Account>,
+    pub(crate) accounts: FastMap<String, Account>,
     /// PBX → its account, forever.
-    pub(crate) pbx_owner: HashMap<String, String>,
-    pub(crate) keys: HashMap<String, KeyUse>,
+    pub(crate) pbx_owner: FastMap<String, String>,
+    pub(crate) keys: FastMap<String, KeyUse>,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -87,9 +90,9 @@ impl Ledger {
             last_seq: 0,
             last_at: 0,
             prices: PriceBook::new(),
-            accounts: HashMap::new(),
-            pbx_owner: HashMap::new(),
-            keys: HashMap::new(),
+            accounts: FastMap::default(),
+            pbx_owner: FastMap::default(),
+            keys: FastMap::default(),
         }
     }
 

@@ -14,7 +14,11 @@ fn quick() -> bool {
 }
 
 fn fold(c: &mut Criterion) {
-    let (accounts, events) = if quick() { (1_000, 100_000) } else { (10_000, 1_000_000) };
+    let (accounts, events) = if quick() {
+        (1_000, 100_000)
+    } else {
+        (10_000, 1_000_000)
+    };
     let sim = generate_history(42, accounts, events);
     let policy = sim.ledger.policy().clone();
     let mut group = c.benchmark_group("fold");

@@ -6,22 +6,47 @@
 use isc_ledger::domain::report::view_of;
 use isc_ledger::domain::sim::Sim;
 use isc_ledger::domain::{
-    account_view_at, statement, Command, Event, EventBody, Hosting, Ledger, LicenseLine, Nano, Policy, PriceEntryInput,
-    TierInput,
+    account_view_at, statement, Command, Event, EventBody, Hosting, Ledger, LicenseLine, Nano,
+    Policy, PriceEntryInput, TierInput,
 };
 use proptest::prelude::*;
 
 const ACCOUNTS: &[&str] = &["a0", "a1", "a2", "bad id"];
 const TYPES: &[&str] = &["A", "B", "C", "Relay-X", "Z"];
 const AMOUNTS: &[&str] = &[
-    "1", "0.5", "10", "100.000000001", "0.000000001", "3.456", "1000000000", "0", "-1", "1e3", ".5", "12.",
-    "0.0000000001", "", " 1", "1000000000.000000001",
+    "1",
+    "0.5",
+    "10",
+    "100.000000001",
+    "0.000000001",
+    "3.456",
+    "1000000000",
+    "0",
+    "-1",
+    "1e3",
+    ".5",
+    "12.",
+    "0.0000000001",
+    "",
+    " 1",
+    "1000000000.000000001",
 ];
-const PRICES: &[&str] = &["0", "1", "2.628", "0.000000001", "1000000", "1000000.1", "x"];
+const PRICES: &[&str] = &[
+    "0",
+    "1",
+    "2.628",
+    "0.000000001",
+    "1000000",
+    "1000000.1",
+    "x",
+];
 
 fn command() -> impl Strategy<Value = Command> {
     let account = prop::sample::select(ACCOUNTS).prop_map(str::to_owned);
-    let line = (prop::sample::select(TYPES), prop_oneof![Just(0u32), 1u32..20, 490u32..1010, Just(1_000_001)])
+    let line = (
+        prop::sample::select(TYPES),
+        prop_oneof![Just(0u32), 1u32..20, 490u32..1010, Just(1_000_001)],
+    )
         .prop_map(|(t, q)| LicenseLine {
             license_type: t.to_owned(),
             quantity: q,
@@ -30,14 +55,18 @@ fn command() -> impl Strategy<Value = Command> {
         from_qty: q,
         monthly_price: p.to_owned(),
     });
-    let entry = (prop::sample::select(TYPES), prop::collection::vec(tier, 1..3)).prop_map(|(t, mut tiers)| {
-        tiers.sort_by_key(|t| t.from_qty);
-        tiers[0].from_qty = 1;
-        PriceEntryInput {
-            license_type: t.to_owned(),
-            tiers,
-        }
-    });
+    let entry = (
+        prop::sample::select(TYPES),
+        prop::collection::vec(tier, 1..3),
+    )
+        .prop_map(|(t, mut tiers)| {
+            tiers.sort_by_key(|t| t.from_qty);
+            tiers[0].from_qty = 1;
+            PriceEntryInput {
+                license_type: t.to_owned(),
+                tiers,
+            }
+        });
     prop_oneof![
         1 => account.clone().prop_map(|account_id| Command::OpenAccount { account_id }),
         5 => (account.clone(), 0u8..4, prop::collection::vec(line, 0..3), prop_oneof![Just(13u32), Just(12), Just(14)], any::<bool>())
@@ -89,7 +118,10 @@ fn run(history: &[(i64, Command)], policy: Policy) -> (Sim, i64) {
         let before = sim.ledger.clone();
         let len = sim.log.len();
         if sim.run(cmd, now).is_err() {
-            assert_eq!(sim.ledger, before, "a rejected command changed the ledger: {cmd:?}");
+            assert_eq!(
+                sim.ledger, before,
+                "a rejected command changed the ledger: {cmd:?}"
+            );
             assert_eq!(sim.log.len(), len);
         }
     }

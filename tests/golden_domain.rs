@@ -3,7 +3,9 @@
 //! operator and an auditor read.
 
 use isc_ledger::domain::sim::Sim;
-use isc_ledger::domain::{account_view_at, statement, Command, Hosting, LicenseLine, Policy, PriceEntryInput, TierInput};
+use isc_ledger::domain::{
+    account_view_at, statement, Command, Hosting, LicenseLine, Policy, PriceEntryInput, TierInput,
+};
 
 const T0: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 const DAY: i64 = 86_400;
@@ -51,11 +53,28 @@ fn scenario() -> Sim {
         activation_key: key.into(),
         amount: amount.into(),
     };
-    let port_v1 = [(1, "1.5"), (501, "1.2"), (1001, "1"), (2001, "0.8"), (5001, "0.6")];
-    let port_v2 = [(1, "1.8"), (501, "1.4"), (1001, "1.1"), (2001, "0.9"), (5001, "0.7")];
+    let port_v1 = [
+        (1, "1.5"),
+        (501, "1.2"),
+        (1001, "1"),
+        (2001, "0.8"),
+        (5001, "0.6"),
+    ];
+    let port_v2 = [
+        (1, "1.8"),
+        (501, "1.4"),
+        (1001, "1.1"),
+        (2001, "0.9"),
+        (5001, "0.7"),
+    ];
     let steps: Vec<(i64, Command)> = vec![
         (T0, list(1, T0, &port_v1, "2.5")),
-        (T0, Command::OpenAccount { account_id: "acme".into() }),
+        (
+            T0,
+            Command::OpenAccount {
+                account_id: "acme".into(),
+            },
+        ),
         (T0 + 60, topup("ISC-2026-0001", "2000")),
         (T0 + 120, config("hq", 1200, 40)),
         (T0 + 3 * DAY, config("branch", 50, 0)),
@@ -63,7 +82,12 @@ fn scenario() -> Sim {
         (T0 + 20 * DAY, config("branch", 20, 0)),
         (T0 + 25 * DAY, topup("ISC-2026-0002", "150.25")),
         (T0 + 70 * DAY, topup("ISC-2026-0003", "500")),
-        (T0 + 75 * DAY, Command::CloseAccount { account_id: "acme".into() }),
+        (
+            T0 + 75 * DAY,
+            Command::CloseAccount {
+                account_id: "acme".into(),
+            },
+        ),
     ];
     for (at, cmd) in steps {
         sim.run(&cmd, at).unwrap_or_else(|r| panic!("{cmd:?}: {r}"));
@@ -95,9 +119,15 @@ fn golden_statement_window() {
 #[test]
 fn golden_account_views() {
     let sim = scenario();
-    let views: Vec<_> = [T0 + 200, T0 + 16 * DAY, T0 + 65 * DAY, T0 + 74 * DAY, T0 + 85 * DAY]
-        .iter()
-        .map(|t| account_view_at(&sim.ledger, &sim.log, "acme", *t).unwrap())
-        .collect();
+    let views: Vec<_> = [
+        T0 + 200,
+        T0 + 16 * DAY,
+        T0 + 65 * DAY,
+        T0 + 74 * DAY,
+        T0 + 85 * DAY,
+    ]
+    .iter()
+    .map(|t| account_view_at(&sim.ledger, &sim.log, "acme", *t).unwrap())
+    .collect();
     settings().bind(|| insta::assert_json_snapshot!("account_views", views));
 }

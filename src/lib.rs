@@ -14,6 +14,7 @@
 //!   load generator).
 pub mod cli;
 pub mod domain;
+pub mod prices_check;
 pub mod store;
 
 pub mod api;

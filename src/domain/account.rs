@@ -37,6 +37,8 @@ pub struct Pbx {
     /// A lowering while enabled, waiting for the next change: (at, cost before).
     pub pending_lowering: Option<(UnixSeconds, Nano)>,
     pub cycles: Vec<Cycle>,
+    /// License-model warnings of the last configuration change.
+    pub warnings: Vec<String>,
 }
 
 /// Running totals that make the conservation law checkable at any time:
@@ -314,6 +316,7 @@ impl Account {
                 firmware_major,
                 hosting,
                 price_version,
+                warnings,
                 ..
             } => {
                 let new_cost = if licenses.is_empty() {
@@ -345,6 +348,7 @@ impl Account {
                             monthly_cost: Nano::ZERO,
                             pending_lowering: None,
                             cycles: Vec::new(),
+                            warnings: Vec::new(),
                         });
                         self.pbxs.len() - 1
                     }
@@ -367,6 +371,7 @@ impl Account {
                 pbx.hosting = *hosting;
                 pbx.price_version = *price_version;
                 pbx.monthly_cost = new_cost;
+                pbx.warnings.clone_from(warnings);
                 self.configured_rate = Nano(self.configured_rate.0 - old_cost.0 + new_cost.0);
             }
             EventBody::ToppedUp {
@@ -377,7 +382,13 @@ impl Account {
                 self.balance = Nano(self.balance.0 + amount.0);
                 self.totals.top_ups = Nano(self.totals.top_ups.0 + amount.0);
                 self.reminders_fired = 0;
-                if let Some(list) = price_version.and_then(|v| prices.get(&v)) {
+                // Re-price only PBXs whose frozen list changes at this contact.
+                let stale =
+                    |pbx: &Pbx| pbx.price_version != *price_version && !pbx.licenses.is_empty();
+                if let (Some(list), true) = (
+                    price_version.and_then(|v| prices.get(&v)),
+                    self.pbxs.iter().any(stale),
+                ) {
                     let mut rate = Nano::ZERO;
                     for pbx in &mut self.pbxs {
                         pbx.price_version = Some(list.version);
@@ -390,6 +401,10 @@ impl Account {
                         rate = Nano(rate.0 + pbx.monthly_cost.0);
                     }
                     self.configured_rate = rate;
+                } else if price_version.is_some() {
+                    for pbx in &mut self.pbxs {
+                        pbx.price_version = *price_version;
+                    }
                 }
                 if self.suspended {
                     self.suspended = false;

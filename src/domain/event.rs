@@ -5,16 +5,32 @@
 //! variants and fields are only ever appended; a layout change adds a record
 //! version in the store and an upcaster, never an in-place edit.
 
+use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds};
 use super::prices::{PriceEntryInput, PriceList};
 use super::Hosting;
 use serde::{Deserialize, Serialize};
 
 /// One rented license type and how many of it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LicenseLine {
     pub license_type: String,
     pub quantity: u32,
+}
+
+/// Hand-written so `clone_from` reuses the string buffer: replacing a PBX's
+/// configuration on every change is the hottest copy of the fold.
+impl Clone for LicenseLine {
+    fn clone(&self) -> Self {
+        LicenseLine {
+            license_type: self.license_type.clone(),
+            quantity: self.quantity,
+        }
+    }
+    fn clone_from(&mut self, source: &Self) {
+        self.license_type.clone_from(&source.license_type);
+        self.quantity = source.quantity;
+    }
 }
 
 /// What a client asks for. Everything in it is unvalidated; `decide` checks it.
@@ -39,6 +55,9 @@ pub enum Command {
         version: u32,
         effective_at: UnixSeconds,
         entries: Vec<PriceEntryInput>,
+        /// License-model rules to record with the list; `None`: the built-in
+        /// V13 catalogue.
+        catalogue: Option<Catalogue>,
     },
     CloseAccount {
         account_id: String,
@@ -68,6 +87,9 @@ pub enum EventBody {
         hosting: Hosting,
         /// The list this PBX froze to at this contact (`None`: none in effect).
         price_version: Option<u32>,
+        /// License-model warnings found by `decide` under that list's
+        /// catalogue (functions unavailable, seed 003); replay never re-judges.
+        warnings: Vec<String>,
     },
     ToppedUp {
         account_id: String,

@@ -30,11 +30,24 @@ fn build(dir: &Path) {
 }
 
 fn with_log_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let db = sled::Config::new()
-        .path(dir)
-        .segment_size(SEGMENT_SIZE_BYTES)
-        .open()
-        .expect("sled");
+    // sled's background flusher may hold the lock of the store just closed
+    // for a moment: retry briefly.
+    let mut tries = 0;
+    let db = loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_SIZE_BYTES)
+            .open()
+        {
+            Ok(db) => break db,
+            Err(e) if tries < 50 => {
+                tries += 1;
+                eprintln!("retrying sled open: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("sled: {e}"),
+        }
+    };
     let tree = db.open_tree("log").expect("tree");
     f(&tree);
     db.flush().expect("flush");

@@ -45,8 +45,8 @@ pub const RECORD_VERSION_1: u8 = 1;
 /// when one record of it is read, and the size of a sled value.
 pub const MAX_RECORDS_PER_FRAME: usize = 1024;
 
-/// A frame is closed once its encoded records pass this size, so that a
-/// sled leaf (≤ 17 values) stays below sled's blob threshold (see
+/// A frame is closed once its encoded records pass this size, so that one
+/// append's sled write stays below sled's blob threshold (a quarter of
 /// `sled_log::SEGMENT_SIZE_BYTES`).
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 

@@ -17,6 +17,7 @@
 //!   reported with the first bad seq.
 
 pub mod codec;
+pub mod index;
 pub mod ledger;
 pub mod sled_log;
 pub mod verify;

@@ -1,18 +1,20 @@
 //! The sled backend of [`LogStore`].
 //!
 //! Trees: `log` (frames keyed by their first seq, u64 BE, plus the head
-//! marker under [`HEAD_KEY`], written in the same atomic batch), `acct` (the
-//! per-account index) and `snap` (snapshots keyed by the seq they cover).
+//! marker under [`HEAD_KEY`], written in the same atomic batch), `snap`
+//! (state snapshots keyed by the seq they cover) and `acct` (the saved
+//! per-account index next to each snapshot, same keys; see [`super::index`]).
 //!
 //! Durability: sled 0.34's `flush` ends with `sync_file_range`, which does
 //! not flush the drive's cache nor survive a power loss. After `flush` we
 //! therefore `fdatasync` sled's data file (`<dir>/db`) ourselves, plus any
 //! blob file sled created (it never syncs those), and the directories once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -20,14 +22,11 @@ use super::codec::{
     self, decode_frame, decode_head, encode_head, record_hash, FrameBuilder, FrameDefect, Hash,
     RawFrame, RawRecord, MAX_EVENT_BYTES,
 };
+use super::index::AccountIndex;
 use super::{Head, Indexed, LogStore, Snapshot, StoreError, StoredRecord};
 
 /// Key of the head marker in tree `log`: sorts after every 8-byte seq key.
 pub const HEAD_KEY: &[u8] = &[0xff; 9];
-
-/// Key of the index watermark in tree `acct` ("indexed through seq"); no
-/// account key starts with a zero length byte.
-const INDEX_MARK_KEY: &[u8] = &[0];
 
 /// sled segment size (sled's default). Fixed at creation (sled keeps it in
 /// `conf`). Measured: 512 KiB segments use about half the disk of 8 MiB ones
@@ -67,7 +66,10 @@ impl Default for StoreOptions {
 pub struct SledLog<E> {
     db: sled::Db,
     log: sled::Tree,
-    index: sled::Tree,
+    /// Saved indexes (tree `acct`).
+    index_tree: sled::Tree,
+    /// The in-memory index; behind a lock because readers catch it up.
+    index: Mutex<AccountIndex>,
     snaps: sled::Tree,
     dir: PathBuf,
     data_file: File,
@@ -119,18 +121,6 @@ pub fn decode_event<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E, Store
     }
 }
 
-fn index_prefix(account_id: &str) -> Result<Vec<u8>, StoreError> {
-    let len = u8::try_from(account_id.len())
-        .map_err(|_| StoreError::AccountIdTooLong(account_id.len()))?;
-    if len == 0 {
-        return Err(StoreError::AccountIdTooLong(0));
-    }
-    let mut k = Vec::with_capacity(1 + account_id.len() + 8);
-    k.push(len);
-    k.extend_from_slice(account_id.as_bytes());
-    Ok(k)
-}
-
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -145,7 +135,7 @@ impl<E> SledLog<E> {
             .segment_size(SEGMENT_SIZE_BYTES)
             .open()?;
         let log = db.open_tree("log")?;
-        let index = db.open_tree("acct")?;
+        let index_tree = db.open_tree("acct")?;
         let snaps = db.open_tree("snap")?;
         // Make the creation of sled's files durable once.
         if opts.fdatasync {
@@ -162,7 +152,8 @@ impl<E> SledLog<E> {
         Ok(SledLog {
             db,
             log,
-            index,
+            index_tree,
+            index: Mutex::new(AccountIndex::default()),
             snaps,
             dir: dir.to_path_buf(),
             data_file,
@@ -172,22 +163,6 @@ impl<E> SledLog<E> {
             last_snapshot_seq,
             _event: PhantomData,
         })
-    }
-
-    /// Opens the store for an audit: no tail repair, no checks; the head is
-    /// whatever the head marker says (see [`super::verify`]).
-    pub fn open_for_audit(dir: &Path) -> Result<SledLog<E>, StoreError> {
-        let opts = StoreOptions {
-            fdatasync: false,
-            ..StoreOptions::default()
-        };
-        let mut s = Self::open_sled(dir, opts)?;
-        if let Some(v) = s.log.get(HEAD_KEY)? {
-            if let Some((seq, at, hash)) = decode_head(&v) {
-                s.head = Head { seq, hash, at };
-            }
-        }
-        Ok(s)
     }
 
     /// The data directory.
@@ -333,7 +308,24 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
         let mut s = Self::open_sled(dir, opts)?;
         s.head = s.check_tail()?;
-        s.catch_up_index()?;
+        s.load_index()?;
+        Ok(s)
+    }
+
+    /// Opens the store for an audit: no tail repair, no checks; the head is
+    /// whatever the head marker says (see [`super::verify`]).
+    pub fn open_for_audit(dir: &Path) -> Result<SledLog<E>, StoreError> {
+        let opts = StoreOptions {
+            fdatasync: false,
+            ..StoreOptions::default()
+        };
+        let mut s = Self::open_sled(dir, opts)?;
+        if let Some(v) = s.log.get(HEAD_KEY)? {
+            if let Some((seq, at, hash)) = decode_head(&v) {
+                s.head = Head { seq, hash, at };
+            }
+        }
+        s.load_index()?;
         Ok(s)
     }
 
@@ -391,58 +383,36 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         }
     }
 
-    /// Brings the per-account index up to the head (it is derived data,
-    /// written after the frames; a crash can leave it behind or, in theory,
-    /// ahead).
-    fn catch_up_index(&mut self) -> Result<(), StoreError> {
-        let through = match self.index.get(INDEX_MARK_KEY)? {
-            Some(v) => key_seq(&v).ok_or_else(|| corrupt(0, "index mark unreadable"))?,
-            None => 0,
-        };
-        if through > self.head.seq {
-            // Drop entries for seqs that are not in the log.
-            let mut batch = sled::Batch::default();
-            for item in self.index.iter() {
-                let (k, _) = item?;
-                if k.len() > 8 && key_seq(&k[k.len() - 8..]).is_some_and(|s| s > self.head.seq) {
-                    batch.remove(k);
+    /// Loads the newest saved index that the log covers (the index is
+    /// caught up lazily, or by the replay scan of `open_ledger`).
+    fn load_index(&mut self) -> Result<(), StoreError> {
+        for item in self.index_tree.iter().rev() {
+            let (_, v) = item?;
+            match AccountIndex::decode(&v) {
+                Some(ix) if ix.through <= self.head.seq => {
+                    *self.index_mut() = ix;
+                    return Ok(());
                 }
+                _ => tracing::warn!("ignoring a damaged or too new saved index"),
             }
-            batch.insert(INDEX_MARK_KEY, &seq_key(self.head.seq));
-            self.index.apply_batch(batch)?;
-        } else if through < self.head.seq {
-            let mut entries: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-            let mut err = None;
-            self.walk_frames(through + 1, |first, frame| {
-                match frame {
-                    Ok(f) => {
-                        for r in f.records.iter().filter(|r| r.seq > through) {
-                            match decode_event::<E>(r) {
-                                Ok(ev) => {
-                                    if let Some(id) = ev.account_id() {
-                                        match index_prefix(id) {
-                                            Ok(p) => entries.entry(p).or_default().push(r.seq),
-                                            Err(e) => err = Some(e),
-                                        }
-                                    }
-                                }
-                                Err(e) => err = Some(e),
-                            }
-                        }
-                    }
-                    Err(d) => err = Some(defect_error(first, d)),
-                }
-                err.is_none()
-            })?;
-            if let Some(e) = err {
-                return Err(e);
-            }
-            let mut batch = sled::Batch::default();
-            add_index_entries(&mut batch, entries);
-            batch.insert(INDEX_MARK_KEY, &seq_key(self.head.seq));
-            self.index.apply_batch(batch)?;
         }
         Ok(())
+    }
+
+    fn index_mut(&self) -> std::sync::MutexGuard<'_, AccountIndex> {
+        // A panic while holding the lock leaves a consistent prefix index.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the in-memory index up to the head by decoding the records
+    /// after `through`.
+    fn catch_up_index(&self) -> Result<(), StoreError> {
+        let from = self.index_mut().through + 1;
+        if from > self.head.seq {
+            return Ok(());
+        }
+        // scan_events feeds the index as it goes.
+        self.scan_events(from, |_, _, _| {})
     }
 
     /// Decodes every event from `from_seq` on without hashing: the fast path
@@ -467,7 +437,14 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
                     expect = Some(first + fr.records.len() as u64);
                     for r in fr.records.iter().filter(|r| r.seq >= from_seq) {
                         match decode_event::<E>(r) {
-                            Ok(ev) => f(r.seq, r.at, ev),
+                            Ok(ev) => {
+                                let mut ix = self.index_mut();
+                                if ix.through + 1 == r.seq {
+                                    ix.add(r.seq, ev.account_id());
+                                }
+                                drop(ix);
+                                f(r.seq, r.at, ev)
+                            }
                             Err(e) => {
                                 err = Some(e);
                                 return false;
@@ -489,18 +466,6 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     }
 }
 
-fn add_index_entries(batch: &mut sled::Batch, entries: BTreeMap<Vec<u8>, Vec<u64>>) {
-    for (mut key, seqs) in entries {
-        let Some(&first) = seqs.first() else { continue };
-        key.extend_from_slice(&seq_key(first));
-        let mut val = Vec::new();
-        for w in seqs.windows(2) {
-            codec::put_uvarint(&mut val, w[1] - w[0]);
-        }
-        batch.insert(key, val);
-    }
-}
-
 impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     fn append(&mut self, batch: &[(i64, E)]) -> Result<Vec<u64>, StoreError> {
         if batch.is_empty() {
@@ -510,8 +475,6 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         let mut prev = self.head.hash;
         let mut last_at = self.head.at;
         let mut log_batch = sled::Batch::default();
-        // Borrowed ids: one key allocation per account per batch, not per event.
-        let mut by_account: HashMap<&str, Vec<u64>> = HashMap::new();
         let mut frame = FrameBuilder::new(seq, &prev);
         let mut frame_first = seq;
         let mut scratch = Vec::with_capacity(256);
@@ -528,9 +491,6 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
                     bytes: scratch.len(),
                     limit: MAX_EVENT_BYTES,
                 });
-            }
-            if let Some(id) = ev.account_id() {
-                by_account.entry(id).or_default().push(seq);
             }
             if frame.is_full() {
                 let done = std::mem::replace(&mut frame, FrameBuilder::new(seq, &prev));
@@ -550,17 +510,15 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
             at: last_at,
         };
         log_batch.insert(HEAD_KEY, &encode_head(head.seq, head.at, &head.hash)[..]);
-        let mut entries = BTreeMap::new();
-        for (id, seqs) in by_account {
-            entries.insert(index_prefix(id)?, seqs);
-        }
-        let mut index_batch = sled::Batch::default();
-        add_index_entries(&mut index_batch, entries);
-        index_batch.insert(INDEX_MARK_KEY, &seq_key(head.seq));
-        // Frames first: the index is derived and caught up on open.
         self.log.apply_batch(log_batch)?;
-        self.index.apply_batch(index_batch)?;
         self.sync()?;
+        let mut ix = self.index_mut();
+        if ix.through == self.head.seq {
+            for ((_, ev), &s) in batch.iter().zip(&seqs) {
+                ix.add(s, ev.account_id());
+            }
+        }
+        drop(ix);
         self.head = head;
         Ok(seqs)
     }
@@ -587,21 +545,8 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     }
 
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError> {
-        let prefix = index_prefix(account_id)?;
-        let mut seqs = vec![];
-        for item in self.index.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            if k.len() != prefix.len() + 8 {
-                continue; // a longer id sharing the prefix cannot: length byte differs
-            }
-            let mut s = key_seq(&k[prefix.len()..]).ok_or_else(|| corrupt(0, "index key"))?;
-            seqs.push(s);
-            let mut pos = 0;
-            while pos < v.len() {
-                s += codec::get_uvarint(&v, &mut pos).ok_or_else(|| corrupt(s, "index value"))?;
-                seqs.push(s);
-            }
-        }
+        self.catch_up_index()?;
+        let mut seqs = self.index_mut().seqs(account_id).to_vec();
         seqs.retain(|&s| s <= self.head.seq);
         let mut out = Vec::with_capacity(seqs.len());
         let mut i = 0;
@@ -649,9 +594,14 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
             seq_key(h.seq),
             codec::encode_snapshot(h.seq, h.at, &h.hash, &bytes),
         )?;
-        let keys: Vec<_> = self.snaps.iter().keys().collect::<Result<_, _>>()?;
-        for k in keys.iter().take(keys.len().saturating_sub(SNAPSHOTS_KEPT)) {
-            self.snaps.remove(k)?;
+        self.catch_up_index()?;
+        let index_bytes = self.index_mut().encode();
+        self.index_tree.insert(seq_key(h.seq), index_bytes)?;
+        for tree in [&self.snaps, &self.index_tree] {
+            let keys: Vec<_> = tree.iter().keys().collect::<Result<_, _>>()?;
+            for k in keys.iter().take(keys.len().saturating_sub(SNAPSHOTS_KEPT)) {
+                tree.remove(k)?;
+            }
         }
         // A snapshot is an optimisation: a sled flush is enough (a lost or
         // torn snapshot only means a longer replay).

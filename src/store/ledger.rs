@@ -55,7 +55,7 @@ pub fn replay_onto(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ledger, StoreError> {
     let mut failure = None;
-    log.scan_events(ledger.last_seq() + 1, |seq, at, ev| {
+    log.scan_events_pipelined(ledger.last_seq() + 1, |seq, at, ev| {
         if failure.is_some() {
             return;
         }
@@ -152,5 +152,36 @@ mod tests {
         };
         let (_, fresh) = open_ledger(tmp.path(), other.clone()).expect("reopen");
         assert_eq!(fresh, Ledger::replay(other, &events).expect("replay"));
+    }
+
+    #[test]
+    fn pipelined_cold_replay_equals_the_fold() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut reference = Ledger::new(Policy::default());
+        let events = Workload::history(3, 20_000, &mut reference);
+        let opts = StoreOptions {
+            snapshot_every_records: u64::MAX,
+            fdatasync: false,
+        };
+        {
+            let (mut log, mut ledger) =
+                open_ledger_with(tmp.path(), Policy::default(), opts.clone()).expect("open");
+            for chunk in events.chunks(1000) {
+                commit(&mut log, &mut ledger, chunk.to_vec()).expect("commit");
+            }
+        }
+        let (log, ledger) = open_ledger_with(tmp.path(), Policy::default(), opts).expect("reopen");
+        assert_eq!(ledger, reference);
+        // The replay scan also built the account index.
+        let id = ledger.account_ids()[0].to_owned();
+        let mine = log.read_account(&id).expect("read");
+        assert_eq!(
+            mine.iter().map(|r| r.event.clone()).collect::<Vec<_>>(),
+            events
+                .iter()
+                .filter(|e| e.account_id() == Some(id.as_str()))
+                .cloned()
+                .collect::<Vec<_>>()
+        );
     }
 }

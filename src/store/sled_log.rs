@@ -102,6 +102,8 @@ pub(crate) fn defect_error(first_seq: u64, d: FrameDefect) -> StoreError {
         FrameDefect::FrameVersion(v) => corrupt(first_seq, format!("unknown frame version {v}")),
         FrameDefect::FrameCrc => corrupt(first_seq, "frame checksum mismatch (header altered)"),
         FrameDefect::TrailingBytes => corrupt(first_seq, "frame has bytes after its records"),
+        FrameDefect::Codec(c) => corrupt(first_seq, format!("unknown frame codec {c}")),
+        FrameDefect::Body => corrupt(first_seq, "frame body does not decompress (damaged)"),
     }
 }
 
@@ -186,10 +188,11 @@ impl<E> SledLog<E> {
         mut f: impl FnMut(u64, Result<RawFrame<'_>, FrameDefect>) -> bool,
     ) -> Result<(), StoreError> {
         let start = self.frame_key_containing(from_seq)?.unwrap_or(from_seq);
+        let mut scratch = Vec::new();
         for item in self.log.range(seq_key(start)..) {
             let (k, v) = item?;
             let Some(first) = key_seq(&k) else { break }; // the head marker
-            if !f(first, decode_frame(first, &v)) {
+            if !f(first, decode_frame(first, &v, &mut scratch)) {
                 break;
             }
         }
@@ -239,7 +242,8 @@ impl<E> SledLog<E> {
             .log
             .get(seq_key(first))?
             .ok_or_else(|| corrupt(seq, "record missing"))?;
-        let frame = decode_frame(first, &v).map_err(|d| defect_error(first, d))?;
+        let mut scratch = Vec::new();
+        let frame = decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
         let idx = usize::try_from(seq - first).map_err(|_| corrupt(seq, "record missing"))?;
         frame
             .hashes()
@@ -356,7 +360,8 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
                 dropped = true;
                 continue;
             }
-            let frame = decode_frame(first, v).map_err(|d| defect_error(first, d))?;
+            let mut scratch = Vec::new();
+            let frame = decode_frame(first, v, &mut scratch).map_err(|d| defect_error(first, d))?;
             let end = first + frame.records.len() as u64 - 1;
             let hash = frame.last_hash();
             if end < mseq {
@@ -603,7 +608,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
                 .log
                 .get(seq_key(first))?
                 .ok_or_else(|| corrupt(seqs[i], "record missing"))?;
-            let frame = decode_frame(first, &v).map_err(|d| defect_error(first, d))?;
+            let mut scratch = Vec::new();
+            let frame =
+                decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
             let hashes = frame.hashes();
             let end = first + frame.records.len() as u64;
             while i < seqs.len() && seqs[i] < end {
@@ -704,7 +711,8 @@ impl<E: DeserializeOwned> RangeIter<'_, E> {
             .log
             .get(seq_key(first))?
             .ok_or_else(|| corrupt(self.next, "record missing"))?;
-        let frame = decode_frame(first, &v).map_err(|d| defect_error(first, d))?;
+        let mut scratch = Vec::new();
+        let frame = decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
         let end = first + frame.records.len() as u64;
         if end <= self.next {
             return Err(corrupt(self.next, "record missing (gap in seqs)"));

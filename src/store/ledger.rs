@@ -55,7 +55,7 @@ pub fn replay_onto(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ledger, StoreError> {
     let mut failure = None;
-    log.scan_events_pipelined(ledger.last_seq() + 1, |seq, at, ev| {
+    log.scan_events(ledger.last_seq() + 1, |seq, at, ev| {
         if failure.is_some() {
             return;
         }
@@ -155,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn pipelined_cold_replay_equals_the_fold() {
+    fn cold_replay_equals_the_fold_and_builds_the_index() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut reference = Ledger::new(Policy::default());
         let events = Workload::history(3, 20_000, &mut reference);

@@ -471,51 +471,6 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     }
 }
 
-/// Below this many records a scan stays on the calling thread.
-const PIPELINE_MIN_RECORDS: u64 = 16_384;
-
-/// Frames decoded ahead of the fold in a pipelined scan (bounds memory).
-const PIPELINE_DEPTH_FRAMES: usize = 8;
-
-impl<E: Serialize + DeserializeOwned + Indexed + Send> SledLog<E> {
-    /// [`scan_events`](Self::scan_events) with reading, checksums and
-    /// decoding on a second thread while `f` folds on this one: a cold
-    /// replay then costs about max(decode, fold) instead of their sum.
-    pub fn scan_events_pipelined(
-        &self,
-        from_seq: u64,
-        mut f: impl FnMut(u64, i64, E),
-    ) -> Result<(), StoreError>
-    where
-        Self: Sync,
-    {
-        if self.head.seq.saturating_sub(from_seq) < PIPELINE_MIN_RECORDS {
-            return self.scan_events(from_seq, f);
-        }
-        type Chunk<E> = Result<Vec<(u64, i64, E)>, StoreError>;
-        std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Chunk<E>>(PIPELINE_DEPTH_FRAMES);
-            scope.spawn(move || {
-                let mut chunk = Vec::new();
-                let res = self.scan_events(from_seq, |seq, at, ev| {
-                    chunk.push((seq, at, ev));
-                    if chunk.len() >= 1024 {
-                        // A closed receiver means the fold stopped: just drain.
-                        let _ = tx.send(Ok(std::mem::take(&mut chunk)));
-                    }
-                });
-                let _ = tx.send(res.map(|()| chunk));
-            });
-            for chunk in rx {
-                for (seq, at, ev) in chunk? {
-                    f(seq, at, ev);
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
 impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     fn append(&mut self, batch: &[(i64, E)]) -> Result<Vec<u64>, StoreError> {
         if batch.is_empty() {

@@ -377,7 +377,13 @@ impl Account {
                 self.balance = Nano(self.balance.0 + amount.0);
                 self.totals.top_ups = Nano(self.totals.top_ups.0 + amount.0);
                 self.reminders_fired = 0;
-                if let Some(list) = price_version.and_then(|v| prices.get(&v)) {
+                // Re-price only PBXs whose frozen list changes at this contact.
+                let stale =
+                    |pbx: &Pbx| pbx.price_version != *price_version && !pbx.licenses.is_empty();
+                if let (Some(list), true) = (
+                    price_version.and_then(|v| prices.get(&v)),
+                    self.pbxs.iter().any(stale),
+                ) {
                     let mut rate = Nano::ZERO;
                     for pbx in &mut self.pbxs {
                         pbx.price_version = Some(list.version);
@@ -390,6 +396,10 @@ impl Account {
                         rate = Nano(rate.0 + pbx.monthly_cost.0);
                     }
                     self.configured_rate = rate;
+                } else if price_version.is_some() {
+                    for pbx in &mut self.pbxs {
+                        pbx.price_version = *price_version;
+                    }
                 }
                 if self.suspended {
                     self.suspended = false;

@@ -4,7 +4,7 @@
 //! into the state. Replay is `apply` over the log, live is `decide` then
 //! `apply` of the same event, so they agree by construction.
 
-use super::account::{config_cost, Account, ApplyError, Observer, PriceBook};
+use super::account::{config_cost, Account, ApplyError, Observer, PriceBook, Quiet};
 use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
@@ -17,13 +17,17 @@ use super::money::{
 };
 use super::prices::{check_succession, parse_price_list, PriceList};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+/// Hash maps of the in-memory state: foldhash (fast, seeded per process).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A redeemed activation key and the receipt of its top-up (spec §7: a retry
 /// with the same account and amount answers this receipt verbatim).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyUse {
-    pub account_id: String,
+    /// Index of the account in the ledger (accounts are never removed).
+    pub account: u32,
     pub amount: Nano,
     pub receipt: Receipt,
 }
@@ -43,16 +47,18 @@ pub struct Ledger {
     pub(crate) last_seq: u64,
     pub(crate) last_at: UnixSeconds,
     pub(crate) prices: PriceBook,
-    pub(crate) accounts: HashMap<String, Account>,
-    /// PBX → its account, forever.
-    pub(crate) pbx_owner: HashMap<String, String>,
-    pub(crate) keys: HashMap<String, KeyUse>,
+    /// Accounts in opening order; an account's index never changes.
+    pub(crate) accounts: Vec<Account>,
+    pub(crate) account_index: FastMap<String, u32>,
+    /// PBX → index of its account, forever.
+    pub(crate) pbx_owner: FastMap<String, u32>,
+    pub(crate) keys: FastMap<String, KeyUse>,
 }
 
 /// Collects the notices an event makes due at its own instant.
 struct AtEvent<'a> {
     account_id: &'a str,
-    notices: Vec<Notice>,
+    notices: &'a mut Vec<Notice>,
 }
 
 impl Observer for AtEvent<'_> {
@@ -87,9 +93,10 @@ impl Ledger {
             last_seq: 0,
             last_at: 0,
             prices: PriceBook::new(),
-            accounts: HashMap::new(),
-            pbx_owner: HashMap::new(),
-            keys: HashMap::new(),
+            accounts: Vec::new(),
+            account_index: FastMap::default(),
+            pbx_owner: FastMap::default(),
+            keys: FastMap::default(),
         }
     }
 
@@ -108,11 +115,17 @@ impl Ledger {
         &self.prices
     }
     pub fn account(&self, account_id: &str) -> Option<&Account> {
-        self.accounts.get(account_id)
+        self.account_index
+            .get(account_id)
+            .map(|i| &self.accounts[*i as usize])
     }
     /// Account ids in sorted order (stable output for reports).
     pub fn account_ids(&self) -> Vec<&str> {
-        let mut ids: Vec<&str> = self.accounts.keys().map(String::as_str).collect();
+        let mut ids: Vec<&str> = self
+            .accounts
+            .iter()
+            .map(|a| a.account_id.as_str())
+            .collect();
         ids.sort_unstable();
         ids
     }
@@ -129,8 +142,7 @@ impl Ledger {
     }
 
     fn existing(&self, account_id: &str) -> Result<&Account, Rejection> {
-        self.accounts
-            .get(account_id)
+        self.account(account_id)
             .ok_or_else(|| Rejection::not_found(format!("account {account_id} does not exist")))
     }
 
@@ -151,7 +163,7 @@ impl Ledger {
         let body = match cmd {
             Command::OpenAccount { account_id } => {
                 check_id("account id", account_id)?;
-                if self.accounts.contains_key(account_id) {
+                if self.account_index.contains_key(account_id) {
                     return Err(Rejection::exists(format!(
                         "account {account_id} already exists (account ids are never reused, even after closing)"
                     )));
@@ -177,7 +189,9 @@ impl Ledger {
                 let amount = Nano::parse_bounded(amount, "top-up amount", Nano(1), MAX_TOP_UP)?;
                 let account = self.existing(account_id)?;
                 if let Some(used) = self.keys.get(activation_key) {
-                    if &used.account_id == account_id && used.amount == amount {
+                    if self.accounts[used.account as usize].account_id == *account_id
+                        && used.amount == amount
+                    {
                         return Ok(Decision::Retry(used.receipt));
                     }
                     return Err(Rejection::exists(format!(
@@ -281,7 +295,7 @@ impl Ledger {
             )));
         }
         if let Some(owner) = self.pbx_owner.get(pbx_id) {
-            if owner != account_id {
+            if self.accounts[*owner as usize].account_id != account_id {
                 return Err(Rejection::precondition(format!(
                     "PBX {pbx_id} belongs to another account; a PBX never changes account"
                 )));
@@ -341,9 +355,26 @@ impl Ledger {
         Ok(body)
     }
 
-    /// Folds one stored record into the state. Fails only on a log that
-    /// contradicts itself (tampered or corrupt); `decide`'s events never do.
+    /// Folds one stored record into the state and reports the notices the
+    /// event made due. Fails only on a log that contradicts itself (tampered
+    /// or corrupt); `decide`'s events never do.
     pub fn apply(&mut self, seq: u64, ev: &Event) -> Result<Applied, ApplyError> {
+        let mut notices = Vec::new();
+        let receipt = self.apply_inner(seq, ev, Some(&mut notices))?;
+        Ok(Applied { receipt, notices })
+    }
+
+    /// The same fold without notices: what replay uses (no allocation for them).
+    pub fn apply_quiet(&mut self, seq: u64, ev: &Event) -> Result<Receipt, ApplyError> {
+        self.apply_inner(seq, ev, None)
+    }
+
+    fn apply_inner(
+        &mut self,
+        seq: u64,
+        ev: &Event,
+        notices: Option<&mut Vec<Notice>>,
+    ) -> Result<Receipt, ApplyError> {
         if seq != self.last_seq + 1 {
             return Err(ApplyError(format!(
                 "record {seq} follows record {}: sequence is not dense",
@@ -356,71 +387,76 @@ impl Ledger {
                 ev.at, self.last_at
             )));
         }
-        let applied = self.apply_body(seq, ev)?;
+        let receipt = self.apply_body(seq, ev, notices)?;
         self.last_seq = seq;
         self.last_at = ev.at;
-        Ok(applied)
+        Ok(receipt)
     }
 
-    fn apply_body(&mut self, seq: u64, ev: &Event) -> Result<Applied, ApplyError> {
+    fn apply_body(
+        &mut self,
+        seq: u64,
+        ev: &Event,
+        notices: Option<&mut Vec<Notice>>,
+    ) -> Result<Receipt, ApplyError> {
         let at = ev.at;
-        let account_id = match &ev.body {
+        let (account_id, pbx_id) = match &ev.body {
             EventBody::PriceListPublished(list) => {
                 self.prices.insert(list.version, list.clone());
-                return Ok(Applied {
-                    receipt: Receipt {
-                        seq,
-                        at,
-                        balance: None,
-                    },
-                    notices: Vec::new(),
+                return Ok(Receipt {
+                    seq,
+                    at,
+                    balance: None,
                 });
             }
             EventBody::AccountOpened { account_id } => {
-                if self.accounts.contains_key(account_id) {
+                if self.account_index.contains_key(account_id) {
                     return Err(ApplyError(format!("account {account_id} is opened twice")));
                 }
-                self.accounts
-                    .insert(account_id.clone(), Account::open(account_id, at));
-                return Ok(Applied {
-                    receipt: Receipt {
-                        seq,
-                        at,
-                        balance: Some(Nano::ZERO),
-                    },
-                    notices: Vec::new(),
+                let index = u32::try_from(self.accounts.len())
+                    .map_err(|_| ApplyError("too many accounts".into()))?;
+                self.account_index.insert(account_id.clone(), index);
+                self.accounts.push(Account::open(account_id, at));
+                return Ok(Receipt {
+                    seq,
+                    at,
+                    balance: Some(Nano::ZERO),
                 });
             }
             EventBody::ConfigChanged {
                 account_id, pbx_id, ..
-            } => {
-                match self.pbx_owner.get(pbx_id) {
-                    Some(owner) if owner != account_id => {
-                        return Err(ApplyError(format!(
-                            "PBX {pbx_id} is bound to another account"
-                        )));
-                    }
-                    Some(_) => {}
-                    None => {
-                        if self.accounts.contains_key(account_id) {
-                            self.pbx_owner.insert(pbx_id.clone(), account_id.clone());
-                        }
-                    }
-                }
-                account_id
-            }
+            } => (account_id, Some(pbx_id)),
             EventBody::ToppedUp { account_id, .. }
-            | EventBody::AccountClosed { account_id, .. } => account_id,
+            | EventBody::AccountClosed { account_id, .. } => (account_id, None),
         };
-        let account = self
-            .accounts
-            .get_mut(account_id)
+        let index = *self
+            .account_index
+            .get(account_id)
             .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
-        let mut obs = AtEvent {
-            account_id,
-            notices: Vec::new(),
-        };
-        account.apply(at, &ev.body, &self.prices, &self.policy, &mut obs)?;
+        if let Some(pbx_id) = pbx_id {
+            match self.pbx_owner.get(pbx_id) {
+                Some(owner) if *owner != index => {
+                    return Err(ApplyError(format!(
+                        "PBX {pbx_id} is bound to another account"
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    self.pbx_owner.insert(pbx_id.clone(), index);
+                }
+            }
+        }
+        let account = &mut self.accounts[index as usize];
+        match notices {
+            Some(out) => {
+                let mut obs = AtEvent {
+                    account_id,
+                    notices: out,
+                };
+                account.apply(at, &ev.body, &self.prices, &self.policy, &mut obs)?;
+            }
+            None => account.apply(at, &ev.body, &self.prices, &self.policy, &mut Quiet)?,
+        }
         let receipt = Receipt {
             seq,
             at,
@@ -433,7 +469,7 @@ impl Ledger {
         } = &ev.body
         {
             let used = KeyUse {
-                account_id: account_id.clone(),
+                account: index,
                 amount: *amount,
                 receipt,
             };
@@ -443,10 +479,7 @@ impl Ledger {
                 )));
             }
         }
-        Ok(Applied {
-            receipt,
-            notices: obs.notices,
-        })
+        Ok(receipt)
     }
 
     /// Time-driven notices (reminders, depletion) due in `(t1, t2]` with no
@@ -471,11 +504,11 @@ impl Ledger {
         };
         match account_id {
             Some(id) => {
-                if let Some(account) = self.accounts.get(id) {
+                if let Some(account) = self.account(id) {
                     push(account);
                 }
             }
-            None => self.accounts.values().for_each(&mut push),
+            None => self.accounts.iter().for_each(&mut push),
         }
         out.sort_by(|a, b| {
             (
@@ -497,7 +530,7 @@ impl Ledger {
     /// The earliest time-driven notice strictly after `t` over all accounts.
     pub fn next_due_after(&self, t: UnixSeconds) -> Option<UnixSeconds> {
         self.accounts
-            .values()
+            .iter()
             .filter_map(|a| a.next_due_after(&self.policy, t))
             .min()
     }
@@ -509,7 +542,7 @@ impl Ledger {
     ) -> Result<Ledger, ApplyError> {
         let mut ledger = Ledger::new(policy);
         for (i, ev) in events.into_iter().enumerate() {
-            ledger.apply(i as u64 + 1, ev)?;
+            ledger.apply_quiet(i as u64 + 1, ev)?;
         }
         Ok(ledger)
     }

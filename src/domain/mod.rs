@@ -19,6 +19,7 @@ pub mod ledger;
 pub mod money;
 pub mod prices;
 pub mod report;
+pub mod sim;
 
 pub use account::{Account, ApplyError, Cycle, Observer, Pbx, PriceBook};
 pub use error::{Code, Rejection};
@@ -44,3 +45,5 @@ pub enum Hosting {
     /// On an IPVA (virtual appliance).
     Ipva,
 }
+#[cfg(test)]
+mod tests;

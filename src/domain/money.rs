@@ -163,8 +163,11 @@ impl<'de> Deserialize<'de> for Nano {
 /// `num / den` rounded half-to-even; `num >= 0`, `den > 0` (spec §6).
 pub fn div_round_half_even(num: i128, den: i128) -> i128 {
     debug_assert!(num >= 0 && den > 0);
-    let q = num / den;
-    let r = num % den;
+    // Most accruals fit in 64 bits, where division is a hardware instruction.
+    let (q, r) = match (u64::try_from(num), u64::try_from(den)) {
+        (Ok(n), Ok(d)) => (i128::from(n / d), i128::from(n % d)),
+        _ => (num / den, num % den),
+    };
     match (2 * r).cmp(&den) {
         std::cmp::Ordering::Greater => q + 1,
         std::cmp::Ordering::Equal => q + (q & 1),

@@ -387,32 +387,49 @@ pub fn decode_head(buf: &[u8]) -> Option<(u64, i64, Hash)> {
     Some((seq, at, hash))
 }
 
+/// What a stored snapshot says about itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Last record folded into the state.
+    pub seq: u64,
+    /// Its instant.
+    pub at: i64,
+    /// Its chain hash.
+    pub hash: Hash,
+    /// Fingerprint of the state's layout (see `store::SnapshotState`).
+    pub schema: u64,
+}
+
 /// Snapshot value layout: `version u8 (=1) || seq u64 BE || at i64 BE ||
-/// hash [32] || crc32 u32 BE (of the state bytes) || state bytes (bincode 2)`.
-pub fn encode_snapshot(seq: u64, at: i64, hash: &Hash, state: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(53 + state.len());
-    out.push(1);
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&at.to_be_bytes());
-    out.extend_from_slice(hash);
+/// hash [32] || schema u64 BE || crc32 u32 BE (of the state bytes) ||
+/// state bytes (bincode 2)`.
+pub fn encode_snapshot(h: &SnapshotHeader, state: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(61 + state.len());
+    out.extend_from_slice(&encode_head(h.seq, h.at, &h.hash));
+    out.extend_from_slice(&h.schema.to_be_bytes());
     out.extend_from_slice(&crc32fast::hash(state).to_be_bytes());
     out.extend_from_slice(state);
     out
 }
 
 /// Inverse of [`encode_snapshot`]; `None` when damaged.
-pub fn decode_snapshot(buf: &[u8]) -> Option<(u64, i64, Hash, &[u8])> {
-    if buf.len() < 53 || buf[0] != 1 {
+pub fn decode_snapshot(buf: &[u8]) -> Option<(SnapshotHeader, &[u8])> {
+    if buf.len() < 61 {
         return None;
     }
-    let (seq, at, hash) = decode_head(&{
-        let mut h = [0u8; 49];
-        h.copy_from_slice(&buf[..49]);
-        h
-    })?;
-    let crc = u32::from_be_bytes(buf[49..53].try_into().ok()?);
-    let state = &buf[53..];
-    (crc32fast::hash(state) == crc).then_some((seq, at, hash, state))
+    let (seq, at, hash) = decode_head(&buf[..49])?;
+    let schema = u64::from_be_bytes(buf[49..57].try_into().ok()?);
+    let crc = u32::from_be_bytes(buf[57..61].try_into().ok()?);
+    let state = &buf[61..];
+    (crc32fast::hash(state) == crc).then_some((
+        SnapshotHeader {
+            seq,
+            at,
+            hash,
+            schema,
+        },
+        state,
+    ))
 }
 
 #[cfg(test)]
@@ -529,8 +546,14 @@ mod tests {
     fn head_and_snapshot_round_trip() {
         let h = [7u8; 32];
         assert_eq!(decode_head(&encode_head(3, -4, &h)), Some((3, -4, h)));
-        let s = encode_snapshot(9, 10, &h, b"state");
-        assert_eq!(decode_snapshot(&s), Some((9, 10, h, &b"state"[..])));
+        let hdr = SnapshotHeader {
+            seq: 9,
+            at: 10,
+            hash: h,
+            schema: 77,
+        };
+        let s = encode_snapshot(&hdr, b"state");
+        assert_eq!(decode_snapshot(&s), Some((hdr, &b"state"[..])));
         let mut bad = s.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;

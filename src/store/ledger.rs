@@ -4,12 +4,39 @@
 
 use std::path::Path;
 
-use super::{Head, Indexed, LogStore, SledLog, StoreError, StoreOptions};
+use super::{Head, Indexed, LogStore, SledLog, SnapshotState, StoreError, StoreOptions};
 use crate::domain::{Applied, Event, Ledger, Policy};
 
 impl Indexed for Event {
     fn account_id(&self) -> Option<&str> {
         Event::account_id(self)
+    }
+}
+
+/// Snapshots of the ledger are tied to the source of the state types: any
+/// edit of these files (even a comment) makes older snapshots be ignored
+/// and the log replayed once, never decoded into a changed layout.
+impl SnapshotState for Ledger {
+    fn schema() -> u64 {
+        static SCHEMA: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        *SCHEMA.get_or_init(|| {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for src in [
+                env!("CARGO_PKG_VERSION"),
+                include_str!("../domain/mod.rs"),
+                include_str!("../domain/account.rs"),
+                include_str!("../domain/event.rs"),
+                include_str!("../domain/ledger.rs"),
+                include_str!("../domain/money.rs"),
+                include_str!("../domain/prices.rs"),
+            ] {
+                h.update((src.len() as u64).to_be_bytes());
+                h.update(src.as_bytes());
+            }
+            let d = h.finalize();
+            u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+        })
     }
 }
 

@@ -20,10 +20,10 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::codec::{
     self, decode_frame, decode_head, encode_head, record_hash, FrameBuilder, FrameDefect, Hash,
-    RawFrame, RawRecord, MAX_EVENT_BYTES,
+    RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES,
 };
 use super::index::AccountIndex;
-use super::{Head, Indexed, LogStore, Snapshot, StoreError, StoredRecord};
+use super::{Head, Indexed, LogStore, Snapshot, SnapshotState, StoreError, StoredRecord};
 
 /// Key of the head marker in tree `log`: sorts after every 8-byte seq key.
 pub const HEAD_KEY: &[u8] = &[0xff; 9];
@@ -41,7 +41,7 @@ pub const DEFAULT_SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
 const SNAPSHOTS_KEPT: usize = 2;
 
 /// A stored snapshot as `(head, state bytes)`, or the key of a damaged one.
-pub type RawSnapshot = Result<(Head, Vec<u8>), u64>;
+pub type RawSnapshot = Result<(SnapshotHeader, Vec<u8>), u64>;
 
 /// How a store is opened.
 #[derive(Debug, Clone)]
@@ -221,9 +221,7 @@ impl<E> SledLog<E> {
             let (k, v) = item?;
             let key = key_seq(&k).unwrap_or(0);
             out.push(match codec::decode_snapshot(&v) {
-                Some((seq, at, hash, state)) if seq == key => {
-                    Ok((Head { seq, hash, at }, state.to_vec()))
-                }
+                Some((h, state)) if h.seq == key => Ok((h, state.to_vec())),
                 _ => Err(key),
             });
         }
@@ -593,13 +591,21 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         Ok(out)
     }
 
-    fn save_snapshot<S: Serialize>(&mut self, state: &S) -> Result<(), StoreError> {
+    fn save_snapshot<S: SnapshotState>(&mut self, state: &S) -> Result<(), StoreError> {
         let bytes = bincode::serde::encode_to_vec(state, bincode::config::standard())
             .map_err(|e| StoreError::Snapshot(e.to_string()))?;
         let h = self.head;
         self.snaps.insert(
             seq_key(h.seq),
-            codec::encode_snapshot(h.seq, h.at, &h.hash, &bytes),
+            codec::encode_snapshot(
+                &SnapshotHeader {
+                    seq: h.seq,
+                    at: h.at,
+                    hash: h.hash,
+                    schema: S::schema(),
+                },
+                &bytes,
+            ),
         )?;
         self.catch_up_index()?;
         let index_bytes = self.index_mut().encode();
@@ -617,13 +623,33 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         Ok(())
     }
 
-    fn load_snapshot<S: DeserializeOwned>(&self) -> Result<Option<Snapshot<S>>, StoreError> {
+    fn load_snapshot<S: SnapshotState>(&self) -> Result<Option<Snapshot<S>>, StoreError> {
         for item in self.snaps.iter().rev() {
-            let (k, v) = item?;
-            let Some((seq, at, hash, state)) = codec::decode_snapshot(&v) else {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    // sled reports a damaged snapshot page this way: replay instead.
+                    tracing::warn!(error = %e, "cannot read snapshots");
+                    return Ok(None);
+                }
+            };
+            let Some((
+                SnapshotHeader {
+                    seq,
+                    at,
+                    hash,
+                    schema,
+                },
+                state,
+            )) = codec::decode_snapshot(&v)
+            else {
                 tracing::warn!(key = ?key_seq(&k), "ignoring a damaged snapshot");
                 continue;
             };
+            if schema != S::schema() {
+                tracing::info!(seq, "ignoring a snapshot written with another state layout");
+                continue;
+            }
             if seq > self.head.seq || self.hash_at(seq).ok() != Some(hash) {
                 tracing::warn!(seq, "ignoring a snapshot that does not match the log");
                 continue;
@@ -747,6 +773,12 @@ mod tests {
         }
     }
 
+    impl SnapshotState for u64 {
+        fn schema() -> u64 {
+            1
+        }
+    }
+
     fn ev(account: &str, amount: i128) -> Ev {
         Ev {
             account: (!account.is_empty()).then(|| account.to_string()),
@@ -838,8 +870,27 @@ mod tests {
         let snap = s.load_snapshot::<u64>().expect("load").expect("some");
         assert_eq!((snap.head, snap.state), (s.head(), 42));
         // A snapshot whose hash does not match the log is ignored.
-        let mut bad = codec::encode_snapshot(13, 2, &[9; 32], b"\x07");
+        let hdr = SnapshotHeader {
+            seq: 13,
+            at: 2,
+            hash: [9; 32],
+            schema: u64::schema(),
+        };
+        let mut bad = codec::encode_snapshot(&hdr, b"\x07");
         s.snaps.insert(seq_key(13), &bad[..]).expect("insert");
+        assert_eq!(
+            s.load_snapshot::<u64>().expect("load").map(|s| s.head.seq),
+            Some(1)
+        );
+        // So is one written by a build with another state layout.
+        let other = SnapshotHeader {
+            schema: 2,
+            hash: s.hash_at(13).expect("hash"),
+            ..hdr
+        };
+        s.snaps
+            .insert(seq_key(13), codec::encode_snapshot(&other, b"\x07"))
+            .expect("insert");
         assert_eq!(
             s.load_snapshot::<u64>().expect("load").map(|s| s.head.seq),
             Some(1)

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{Head, Indexed, LogStore, SledLog, SnapshotState, StoreError, StoreOptions};
+use super::{Indexed, LogStore, SledLog, SnapshotState, StoreError, StoreOptions};
 use crate::domain::{Applied, Event, Ledger, Policy};
 
 impl Indexed for Event {
@@ -140,11 +140,6 @@ pub fn commit(
         log.save_snapshot(ledger)?;
     }
     Ok(out)
-}
-
-/// The head as the ledger sees it (for receipts and `verify` output).
-pub fn head_of(log: &EventLog) -> Head {
-    log.head()
 }
 
 #[cfg(test)]

@@ -128,6 +128,9 @@ pub enum StoreError {
         /// Instant of the log head.
         last_at: i64,
     },
+    /// An earlier append failed while writing: reopen the store.
+    #[error("an earlier append failed while writing; reopen the store")]
+    Poisoned,
     /// A snapshot could not be encoded or decoded.
     #[error("snapshot: {0}")]
     Snapshot(String),

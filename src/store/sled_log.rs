@@ -77,6 +77,8 @@ pub struct SledLog<E> {
     head: Head,
     opts: StoreOptions,
     last_snapshot_seq: u64,
+    /// Set while an append is in flight; stays set if it failed.
+    poisoned: bool,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -163,6 +165,7 @@ impl<E> SledLog<E> {
             head: Head::EMPTY,
             opts,
             last_snapshot_seq,
+            poisoned: false,
             _event: PhantomData,
         })
     }
@@ -471,6 +474,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
 
 impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     fn append(&mut self, batch: &[(i64, E)]) -> Result<Vec<u64>, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
         if batch.is_empty() {
             return Ok(vec![]);
         }
@@ -513,8 +519,13 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
             at: last_at,
         };
         log_batch.insert(HEAD_KEY, &encode_head(head.seq, head.at, &head.hash)[..]);
+        // After a failed write or fdatasync the batch may or may not be on
+        // disk (and Linux may have dropped dirty pages): no further append
+        // until the store is reopened and its tail checked.
+        self.poisoned = true;
         self.log.apply_batch(log_batch)?;
         self.sync()?;
+        self.poisoned = false;
         let mut ix = self.index_mut();
         if ix.through == self.head.seq {
             for ((_, ev), &s) in batch.iter().zip(&seqs) {

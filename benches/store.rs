@@ -172,7 +172,7 @@ fn bench_replay(c: &mut Criterion) {
 
 fn bytes_per_event_small_batches(_c: &mut Criterion) {
     let (events, _) = history();
-    let n = if quick() { 2_000 } else { 20_000 }.min(events.len());
+    let n = if quick() { 2_000 } else { 100_000 }.min(events.len());
     for batch in [1usize, 64] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let log = write_log(tmp.path(), &events[..n], batch, false);

@@ -67,12 +67,19 @@ fn configure() -> Criterion {
 fn bench_append(c: &mut Criterion) {
     let (events, _) = history();
     let mut g = c.benchmark_group("append");
-    for batch in [1usize, 64, 1024] {
+    // The last case shows the store's own cost without the device's fdatasync.
+    for (batch, fdatasync) in [(1usize, true), (64, true), (1024, true), (1024, false)] {
         g.throughput(Throughput::Elements(batch as u64));
-        g.bench_function(format!("batch_{batch}"), |b| {
+        let name = if fdatasync {
+            format!("batch_{batch}")
+        } else {
+            format!("batch_{batch}_no_fdatasync")
+        };
+        g.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
-                let mut log = EventLog::open(dirs[0].path(), no_snapshots(true)).expect("open");
+                let mut log =
+                    EventLog::open(dirs[0].path(), no_snapshots(fdatasync)).expect("open");
                 let mut total = Duration::ZERO;
                 let mut pos = 0usize;
                 for _ in 0..iters {
@@ -81,7 +88,7 @@ fn bench_append(c: &mut Criterion) {
                         drop(log);
                         dirs.push(tempfile::tempdir().expect("tempdir"));
                         let dir = dirs.last().expect("just pushed").path();
-                        log = EventLog::open(dir, no_snapshots(true)).expect("open");
+                        log = EventLog::open(dir, no_snapshots(fdatasync)).expect("open");
                         pos = 0;
                     }
                     let b: Vec<(i64, Event)> = events[pos..pos + batch]
@@ -137,7 +144,14 @@ fn bench_replay(c: &mut Criterion) {
         let (mut log, ledger) =
             open_ledger_with(tmp.path(), Policy::default(), no_snapshots(false)).expect("open");
         assert_eq!(&ledger, folded);
+        let before = log.disk_bytes().expect("du");
         log.save_snapshot(&ledger).expect("snapshot");
+        let after = log.disk_bytes().expect("du");
+        eprintln!(
+            "store: snapshot of the {}-event ledger adds {} bytes on disk",
+            events.len(),
+            after.saturating_sub(before)
+        );
     }
     let mut g = c.benchmark_group("restart");
     g.bench_function("with_snapshot", |b| {
@@ -158,7 +172,7 @@ fn bench_replay(c: &mut Criterion) {
 
 fn bytes_per_event_small_batches(_c: &mut Criterion) {
     let (events, _) = history();
-    let n = if quick() { 2_000 } else { 20_000 }.min(events.len());
+    let n = if quick() { 2_000 } else { 100_000 }.min(events.len());
     for batch in [1usize, 64] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let log = write_log(tmp.path(), &events[..n], batch, false);

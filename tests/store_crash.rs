@@ -25,7 +25,13 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
     for round in 0..KILLS {
         let batch = 1 + rng.below(40);
         let mut child = Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
-            .args(["__append-loop", "--seed", &round.to_string(), "--batch", &batch.to_string()])
+            .args([
+                "__append-loop",
+                "--seed",
+                &round.to_string(),
+                "--batch",
+                &batch.to_string(),
+            ])
             .args(["--snapshot-every", "300", "--data"])
             .arg(&dir)
             .stdout(Stdio::piped())
@@ -43,15 +49,26 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
             }
         });
         // Wait until it has opened the store, then let it run a random while.
-        let first = rx.recv_timeout(Duration::from_secs(60)).expect("child opened");
-        let opened: u64 = first.strip_prefix("open ").and_then(|s| s.parse().ok()).expect("open line");
-        assert!(opened >= acked_max, "round {round}: reopened at {opened} < acked {acked_max}");
+        let first = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("child opened");
+        let opened: u64 = first
+            .strip_prefix("open ")
+            .and_then(|s| s.parse().ok())
+            .expect("open line");
+        assert!(
+            opened >= acked_max,
+            "round {round}: reopened at {opened} < acked {acked_max}"
+        );
         std::thread::sleep(Duration::from_millis(20 + rng.below(250)));
         child.kill().expect("SIGKILL");
         let _ = child.wait();
         let _ = reader.join();
         for line in rx.try_iter() {
-            if let Some(seq) = line.strip_prefix("ack ").and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(seq) = line
+                .strip_prefix("ack ")
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 acked_max = acked_max.max(seq);
             }
         }
@@ -65,7 +82,10 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         assert_eq!(ledger.last_seq(), log.head().seq);
         drop(log);
         let mut out = Vec::new();
-        let args = VerifyArgs { data: DataArg { data: dir.clone() }, expect_head: None };
+        let args = VerifyArgs {
+            data: DataArg { data: dir.clone() },
+            expect_head: None,
+        };
         let ok = audit::verify(&args, &mut out).expect("verify runs");
         assert!(ok, "round {round}: {}", String::from_utf8_lossy(&out));
     }

@@ -17,6 +17,7 @@
 //!   reported with the first bad seq.
 
 pub mod codec;
+pub mod index;
 pub mod ledger;
 pub mod sled_log;
 pub mod verify;
@@ -35,6 +36,14 @@ pub const DEFAULT_DATA_DIR: &str = "./isc-ledger-data";
 pub trait Indexed {
     /// The account this event touches, if any.
     fn account_id(&self) -> Option<&str>;
+}
+
+/// A state that can be snapshotted. `schema` fingerprints its serialized
+/// layout: a snapshot written by a build whose state layout differs is
+/// ignored (replayed over) instead of being decoded into the wrong shape.
+pub trait SnapshotState: Serialize + DeserializeOwned {
+    /// Changes whenever the serialized layout of `Self` may have changed.
+    fn schema() -> u64;
 }
 
 /// The end of the log: the last record's seq, chain hash and instant
@@ -119,9 +128,9 @@ pub enum StoreError {
         /// Instant of the log head.
         last_at: i64,
     },
-    /// An account id that the index cannot hold.
-    #[error("account id of {0} bytes is longer than the index allows (255)")]
-    AccountIdTooLong(usize),
+    /// An earlier append failed while writing: reopen the store.
+    #[error("an earlier append failed while writing; reopen the store")]
+    Poisoned,
     /// A snapshot could not be encoded or decoded.
     #[error("snapshot: {0}")]
     Snapshot(String),
@@ -151,9 +160,9 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
 
     /// Stores a snapshot of `state`, which must be the fold of the log up to
     /// the current head.
-    fn save_snapshot<S: Serialize>(&mut self, state: &S) -> Result<(), StoreError>;
+    fn save_snapshot<S: SnapshotState>(&mut self, state: &S) -> Result<(), StoreError>;
 
-    /// The newest snapshot that is intact and whose chain hash matches the
-    /// log; `None` when there is none (then replay from seq 1).
-    fn load_snapshot<S: DeserializeOwned>(&self) -> Result<Option<Snapshot<S>>, StoreError>;
+    /// The newest snapshot that is intact, of `S::schema()`, and whose chain
+    /// hash matches the log; `None` when there is none (replay from seq 1).
+    fn load_snapshot<S: SnapshotState>(&self) -> Result<Option<Snapshot<S>>, StoreError>;
 }

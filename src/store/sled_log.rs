@@ -1,39 +1,38 @@
 //! The sled backend of [`LogStore`].
 //!
 //! Trees: `log` (frames keyed by their first seq, u64 BE, plus the head
-//! marker under [`HEAD_KEY`], written in the same atomic batch), `acct` (the
-//! per-account index) and `snap` (snapshots keyed by the seq they cover).
+//! marker under [`HEAD_KEY`], written in the same atomic batch), `snap`
+//! (state snapshots keyed by the seq they cover) and `acct` (the saved
+//! per-account index next to each snapshot, same keys; see [`super::index`]).
 //!
 //! Durability: sled 0.34's `flush` ends with `sync_file_range`, which does
 //! not flush the drive's cache nor survive a power loss. After `flush` we
 //! therefore `fdatasync` sled's data file (`<dir>/db`) ourselves, plus any
 //! blob file sled created (it never syncs those), and the directories once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::codec::{
     self, decode_frame, decode_head, encode_head, record_hash, FrameBuilder, FrameDefect, Hash,
-    RawFrame, RawRecord, MAX_EVENT_BYTES,
+    RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES,
 };
-use super::{Head, Indexed, LogStore, Snapshot, StoreError, StoredRecord};
+use super::index::AccountIndex;
+use super::{Head, Indexed, LogStore, Snapshot, SnapshotState, StoreError, StoredRecord};
 
 /// Key of the head marker in tree `log`: sorts after every 8-byte seq key.
 pub const HEAD_KEY: &[u8] = &[0xff; 9];
 
-/// Key of the index watermark in tree `acct` ("indexed through seq"); no
-/// account key starts with a zero length byte.
-const INDEX_MARK_KEY: &[u8] = &[0];
-
-/// sled segment size. sled writes a page bigger than a quarter segment as a
-/// separate "blob" file; 8 MiB keeps a full leaf (≤ 17 frames of ≤ 64 KiB)
-/// inline in the data file we `fdatasync`. Fixed at creation (sled keeps it
-/// in `conf`); do not change for existing stores.
-pub const SEGMENT_SIZE_BYTES: usize = 8 * 1024 * 1024;
+/// sled segment size (sled's default). Fixed at creation (sled keeps it in
+/// `conf`). Measured: 512 KiB segments use about half the disk of 8 MiB ones
+/// for our frames (sled reclaims small segments sooner); the price is that
+/// consolidated leaves (> 128 KiB) become "blob" files, which `sync` fsyncs.
+pub const SEGMENT_SIZE_BYTES: usize = 512 * 1024;
 
 /// Default snapshot period in records: restart replays at most this tail.
 pub const DEFAULT_SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
@@ -42,7 +41,7 @@ pub const DEFAULT_SNAPSHOT_EVERY_RECORDS: u64 = 100_000;
 const SNAPSHOTS_KEPT: usize = 2;
 
 /// A stored snapshot as `(head, state bytes)`, or the key of a damaged one.
-pub type RawSnapshot = Result<(Head, Vec<u8>), u64>;
+pub type RawSnapshot = Result<(SnapshotHeader, Vec<u8>), u64>;
 
 /// How a store is opened.
 #[derive(Debug, Clone)]
@@ -67,7 +66,10 @@ impl Default for StoreOptions {
 pub struct SledLog<E> {
     db: sled::Db,
     log: sled::Tree,
-    index: sled::Tree,
+    /// Saved indexes (tree `acct`).
+    index_tree: sled::Tree,
+    /// The in-memory index; behind a lock because readers catch it up.
+    index: Mutex<AccountIndex>,
     snaps: sled::Tree,
     dir: PathBuf,
     data_file: File,
@@ -75,6 +77,8 @@ pub struct SledLog<E> {
     head: Head,
     opts: StoreOptions,
     last_snapshot_seq: u64,
+    /// Set while an append is in flight; stays set if it failed.
+    poisoned: bool,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -100,6 +104,8 @@ pub(crate) fn defect_error(first_seq: u64, d: FrameDefect) -> StoreError {
         FrameDefect::FrameVersion(v) => corrupt(first_seq, format!("unknown frame version {v}")),
         FrameDefect::FrameCrc => corrupt(first_seq, "frame checksum mismatch (header altered)"),
         FrameDefect::TrailingBytes => corrupt(first_seq, "frame has bytes after its records"),
+        FrameDefect::Codec(c) => corrupt(first_seq, format!("unknown frame codec {c}")),
+        FrameDefect::Body => corrupt(first_seq, "frame body does not decompress (damaged)"),
     }
 }
 
@@ -119,18 +125,6 @@ pub fn decode_event<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E, Store
     }
 }
 
-fn index_prefix(account_id: &str) -> Result<Vec<u8>, StoreError> {
-    let len = u8::try_from(account_id.len())
-        .map_err(|_| StoreError::AccountIdTooLong(account_id.len()))?;
-    if len == 0 {
-        return Err(StoreError::AccountIdTooLong(0));
-    }
-    let mut k = Vec::with_capacity(1 + account_id.len() + 8);
-    k.push(len);
-    k.extend_from_slice(account_id.as_bytes());
-    Ok(k)
-}
-
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -145,7 +139,7 @@ impl<E> SledLog<E> {
             .segment_size(SEGMENT_SIZE_BYTES)
             .open()?;
         let log = db.open_tree("log")?;
-        let index = db.open_tree("acct")?;
+        let index_tree = db.open_tree("acct")?;
         let snaps = db.open_tree("snap")?;
         // Make the creation of sled's files durable once.
         if opts.fdatasync {
@@ -162,7 +156,8 @@ impl<E> SledLog<E> {
         Ok(SledLog {
             db,
             log,
-            index,
+            index_tree,
+            index: Mutex::new(AccountIndex::default()),
             snaps,
             dir: dir.to_path_buf(),
             data_file,
@@ -170,24 +165,9 @@ impl<E> SledLog<E> {
             head: Head::EMPTY,
             opts,
             last_snapshot_seq,
+            poisoned: false,
             _event: PhantomData,
         })
-    }
-
-    /// Opens the store for an audit: no tail repair, no checks; the head is
-    /// whatever the head marker says (see [`super::verify`]).
-    pub fn open_for_audit(dir: &Path) -> Result<SledLog<E>, StoreError> {
-        let opts = StoreOptions {
-            fdatasync: false,
-            ..StoreOptions::default()
-        };
-        let mut s = Self::open_sled(dir, opts)?;
-        if let Some(v) = s.log.get(HEAD_KEY)? {
-            if let Some((seq, at, hash)) = decode_head(&v) {
-                s.head = Head { seq, hash, at };
-            }
-        }
-        Ok(s)
     }
 
     /// The data directory.
@@ -211,10 +191,11 @@ impl<E> SledLog<E> {
         mut f: impl FnMut(u64, Result<RawFrame<'_>, FrameDefect>) -> bool,
     ) -> Result<(), StoreError> {
         let start = self.frame_key_containing(from_seq)?.unwrap_or(from_seq);
+        let mut scratch = Vec::new();
         for item in self.log.range(seq_key(start)..) {
             let (k, v) = item?;
             let Some(first) = key_seq(&k) else { break }; // the head marker
-            if !f(first, decode_frame(first, &v)) {
+            if !f(first, decode_frame(first, &v, &mut scratch)) {
                 break;
             }
         }
@@ -243,9 +224,7 @@ impl<E> SledLog<E> {
             let (k, v) = item?;
             let key = key_seq(&k).unwrap_or(0);
             out.push(match codec::decode_snapshot(&v) {
-                Some((seq, at, hash, state)) if seq == key => {
-                    Ok((Head { seq, hash, at }, state.to_vec()))
-                }
+                Some((h, state)) if h.seq == key => Ok((h, state.to_vec())),
                 _ => Err(key),
             });
         }
@@ -264,7 +243,8 @@ impl<E> SledLog<E> {
             .log
             .get(seq_key(first))?
             .ok_or_else(|| corrupt(seq, "record missing"))?;
-        let frame = decode_frame(first, &v).map_err(|d| defect_error(first, d))?;
+        let mut scratch = Vec::new();
+        let frame = decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
         let idx = usize::try_from(seq - first).map_err(|_| corrupt(seq, "record missing"))?;
         frame
             .hashes()
@@ -280,22 +260,30 @@ impl<E> SledLog<E> {
         if !self.opts.fdatasync {
             return Ok(());
         }
-        self.data_file.sync_data()?;
+        // Blobs first: the data file may point to them.
         let blobs = self.dir.join("blobs");
+        // (A directory listing per append, a few µs: the directory's mtime is
+        // too coarse to tell whether a blob appeared since the last one.)
         let mut new_blob = false;
-        if let Ok(entries) = std::fs::read_dir(&blobs) {
-            for e in entries {
-                let e = e?;
-                if !self.synced_blobs.contains(&e.file_name()) {
-                    File::open(e.path())?.sync_data()?;
-                    self.synced_blobs.insert(e.file_name());
-                    new_blob = true;
+        let mut alive = HashSet::new();
+        for e in std::fs::read_dir(&blobs)? {
+            let e = e?;
+            if !self.synced_blobs.contains(&e.file_name()) {
+                match File::open(e.path()) {
+                    Ok(f) => f.sync_data()?,
+                    // sled removed it meanwhile (garbage collection).
+                    Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(err) => return Err(err.into()),
                 }
+                new_blob = true;
             }
+            alive.insert(e.file_name());
         }
+        self.synced_blobs = alive;
         if new_blob {
             sync_dir(&blobs)?;
         }
+        self.data_file.sync_data()?;
         Ok(())
     }
 
@@ -325,7 +313,24 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
         let mut s = Self::open_sled(dir, opts)?;
         s.head = s.check_tail()?;
-        s.catch_up_index()?;
+        s.load_index()?;
+        Ok(s)
+    }
+
+    /// Opens the store for an audit: no tail repair, no checks; the head is
+    /// whatever the head marker says (see [`super::verify`]).
+    pub fn open_for_audit(dir: &Path) -> Result<SledLog<E>, StoreError> {
+        let opts = StoreOptions {
+            fdatasync: false,
+            ..StoreOptions::default()
+        };
+        let mut s = Self::open_sled(dir, opts)?;
+        if let Some(v) = s.log.get(HEAD_KEY)? {
+            if let Some((seq, at, hash)) = decode_head(&v) {
+                s.head = Head { seq, hash, at };
+            }
+        }
+        s.load_index()?;
         Ok(s)
     }
 
@@ -356,7 +361,8 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
                 dropped = true;
                 continue;
             }
-            let frame = decode_frame(first, v).map_err(|d| defect_error(first, d))?;
+            let mut scratch = Vec::new();
+            let frame = decode_frame(first, v, &mut scratch).map_err(|d| defect_error(first, d))?;
             let end = first + frame.records.len() as u64 - 1;
             let hash = frame.last_hash();
             if end < mseq {
@@ -383,58 +389,36 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         }
     }
 
-    /// Brings the per-account index up to the head (it is derived data,
-    /// written after the frames; a crash can leave it behind or, in theory,
-    /// ahead).
-    fn catch_up_index(&mut self) -> Result<(), StoreError> {
-        let through = match self.index.get(INDEX_MARK_KEY)? {
-            Some(v) => key_seq(&v).ok_or_else(|| corrupt(0, "index mark unreadable"))?,
-            None => 0,
-        };
-        if through > self.head.seq {
-            // Drop entries for seqs that are not in the log.
-            let mut batch = sled::Batch::default();
-            for item in self.index.iter() {
-                let (k, _) = item?;
-                if k.len() > 8 && key_seq(&k[k.len() - 8..]).is_some_and(|s| s > self.head.seq) {
-                    batch.remove(k);
+    /// Loads the newest saved index that the log covers (the index is
+    /// caught up lazily, or by the replay scan of `open_ledger`).
+    fn load_index(&mut self) -> Result<(), StoreError> {
+        for item in self.index_tree.iter().rev() {
+            let (_, v) = item?;
+            match AccountIndex::decode(&v) {
+                Some(ix) if ix.through <= self.head.seq => {
+                    *self.index_mut() = ix;
+                    return Ok(());
                 }
+                _ => tracing::warn!("ignoring a damaged or too new saved index"),
             }
-            batch.insert(INDEX_MARK_KEY, &seq_key(self.head.seq));
-            self.index.apply_batch(batch)?;
-        } else if through < self.head.seq {
-            let mut entries: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
-            let mut err = None;
-            self.walk_frames(through + 1, |first, frame| {
-                match frame {
-                    Ok(f) => {
-                        for r in f.records.iter().filter(|r| r.seq > through) {
-                            match decode_event::<E>(r) {
-                                Ok(ev) => {
-                                    if let Some(id) = ev.account_id() {
-                                        match index_prefix(id) {
-                                            Ok(p) => entries.entry(p).or_default().push(r.seq),
-                                            Err(e) => err = Some(e),
-                                        }
-                                    }
-                                }
-                                Err(e) => err = Some(e),
-                            }
-                        }
-                    }
-                    Err(d) => err = Some(defect_error(first, d)),
-                }
-                err.is_none()
-            })?;
-            if let Some(e) = err {
-                return Err(e);
-            }
-            let mut batch = sled::Batch::default();
-            add_index_entries(&mut batch, entries);
-            batch.insert(INDEX_MARK_KEY, &seq_key(self.head.seq));
-            self.index.apply_batch(batch)?;
         }
         Ok(())
+    }
+
+    fn index_mut(&self) -> std::sync::MutexGuard<'_, AccountIndex> {
+        // A panic while holding the lock leaves a consistent prefix index.
+        self.index.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Brings the in-memory index up to the head by decoding the records
+    /// after `through`.
+    fn catch_up_index(&self) -> Result<(), StoreError> {
+        let from = self.index_mut().through + 1;
+        if from > self.head.seq {
+            return Ok(());
+        }
+        // scan_events feeds the index as it goes.
+        self.scan_events(from, |_, _, _| {})
     }
 
     /// Decodes every event from `from_seq` on without hashing: the fast path
@@ -459,7 +443,14 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
                     expect = Some(first + fr.records.len() as u64);
                     for r in fr.records.iter().filter(|r| r.seq >= from_seq) {
                         match decode_event::<E>(r) {
-                            Ok(ev) => f(r.seq, r.at, ev),
+                            Ok(ev) => {
+                                let mut ix = self.index_mut();
+                                if ix.through + 1 == r.seq {
+                                    ix.add(r.seq, ev.account_id());
+                                }
+                                drop(ix);
+                                f(r.seq, r.at, ev)
+                            }
                             Err(e) => {
                                 err = Some(e);
                                 return false;
@@ -481,20 +472,11 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     }
 }
 
-fn add_index_entries(batch: &mut sled::Batch, entries: BTreeMap<Vec<u8>, Vec<u64>>) {
-    for (mut key, seqs) in entries {
-        let Some(&first) = seqs.first() else { continue };
-        key.extend_from_slice(&seq_key(first));
-        let mut val = Vec::new();
-        for w in seqs.windows(2) {
-            codec::put_uvarint(&mut val, w[1] - w[0]);
-        }
-        batch.insert(key, val);
-    }
-}
-
 impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     fn append(&mut self, batch: &[(i64, E)]) -> Result<Vec<u64>, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
         if batch.is_empty() {
             return Ok(vec![]);
         }
@@ -502,7 +484,6 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         let mut prev = self.head.hash;
         let mut last_at = self.head.at;
         let mut log_batch = sled::Batch::default();
-        let mut entries: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
         let mut frame = FrameBuilder::new(seq, &prev);
         let mut frame_first = seq;
         let mut scratch = Vec::with_capacity(256);
@@ -519,9 +500,6 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
                     bytes: scratch.len(),
                     limit: MAX_EVENT_BYTES,
                 });
-            }
-            if let Some(id) = ev.account_id() {
-                entries.entry(index_prefix(id)?).or_default().push(seq);
             }
             if frame.is_full() {
                 let done = std::mem::replace(&mut frame, FrameBuilder::new(seq, &prev));
@@ -541,13 +519,20 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
             at: last_at,
         };
         log_batch.insert(HEAD_KEY, &encode_head(head.seq, head.at, &head.hash)[..]);
-        let mut index_batch = sled::Batch::default();
-        add_index_entries(&mut index_batch, entries);
-        index_batch.insert(INDEX_MARK_KEY, &seq_key(head.seq));
-        // Frames first: the index is derived and caught up on open.
+        // After a failed write or fdatasync the batch may or may not be on
+        // disk (and Linux may have dropped dirty pages): no further append
+        // until the store is reopened and its tail checked.
+        self.poisoned = true;
         self.log.apply_batch(log_batch)?;
-        self.index.apply_batch(index_batch)?;
         self.sync()?;
+        self.poisoned = false;
+        let mut ix = self.index_mut();
+        if ix.through == self.head.seq {
+            for ((_, ev), &s) in batch.iter().zip(&seqs) {
+                ix.add(s, ev.account_id());
+            }
+        }
+        drop(ix);
         self.head = head;
         Ok(seqs)
     }
@@ -574,21 +559,8 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     }
 
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError> {
-        let prefix = index_prefix(account_id)?;
-        let mut seqs = vec![];
-        for item in self.index.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            if k.len() != prefix.len() + 8 {
-                continue; // a longer id sharing the prefix cannot: length byte differs
-            }
-            let mut s = key_seq(&k[prefix.len()..]).ok_or_else(|| corrupt(0, "index key"))?;
-            seqs.push(s);
-            let mut pos = 0;
-            while pos < v.len() {
-                s += codec::get_uvarint(&v, &mut pos).ok_or_else(|| corrupt(s, "index value"))?;
-                seqs.push(s);
-            }
-        }
+        self.catch_up_index()?;
+        let mut seqs = self.index_mut().seqs(account_id).to_vec();
         seqs.retain(|&s| s <= self.head.seq);
         let mut out = Vec::with_capacity(seqs.len());
         let mut i = 0;
@@ -600,7 +572,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
                 .log
                 .get(seq_key(first))?
                 .ok_or_else(|| corrupt(seqs[i], "record missing"))?;
-            let frame = decode_frame(first, &v).map_err(|d| defect_error(first, d))?;
+            let mut scratch = Vec::new();
+            let frame =
+                decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
             let hashes = frame.hashes();
             let end = first + frame.records.len() as u64;
             while i < seqs.len() && seqs[i] < end {
@@ -628,17 +602,30 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         Ok(out)
     }
 
-    fn save_snapshot<S: Serialize>(&mut self, state: &S) -> Result<(), StoreError> {
+    fn save_snapshot<S: SnapshotState>(&mut self, state: &S) -> Result<(), StoreError> {
         let bytes = bincode::serde::encode_to_vec(state, bincode::config::standard())
             .map_err(|e| StoreError::Snapshot(e.to_string()))?;
         let h = self.head;
         self.snaps.insert(
             seq_key(h.seq),
-            codec::encode_snapshot(h.seq, h.at, &h.hash, &bytes),
+            codec::encode_snapshot(
+                &SnapshotHeader {
+                    seq: h.seq,
+                    at: h.at,
+                    hash: h.hash,
+                    schema: S::schema(),
+                },
+                &bytes,
+            ),
         )?;
-        let keys: Vec<_> = self.snaps.iter().keys().collect::<Result<_, _>>()?;
-        for k in keys.iter().take(keys.len().saturating_sub(SNAPSHOTS_KEPT)) {
-            self.snaps.remove(k)?;
+        self.catch_up_index()?;
+        let index_bytes = self.index_mut().encode();
+        self.index_tree.insert(seq_key(h.seq), index_bytes)?;
+        for tree in [&self.snaps, &self.index_tree] {
+            let keys: Vec<_> = tree.iter().keys().collect::<Result<_, _>>()?;
+            for k in keys.iter().take(keys.len().saturating_sub(SNAPSHOTS_KEPT)) {
+                tree.remove(k)?;
+            }
         }
         // A snapshot is an optimisation: a sled flush is enough (a lost or
         // torn snapshot only means a longer replay).
@@ -647,13 +634,33 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         Ok(())
     }
 
-    fn load_snapshot<S: DeserializeOwned>(&self) -> Result<Option<Snapshot<S>>, StoreError> {
+    fn load_snapshot<S: SnapshotState>(&self) -> Result<Option<Snapshot<S>>, StoreError> {
         for item in self.snaps.iter().rev() {
-            let (k, v) = item?;
-            let Some((seq, at, hash, state)) = codec::decode_snapshot(&v) else {
+            let (k, v) = match item {
+                Ok(kv) => kv,
+                Err(e) => {
+                    // sled reports a damaged snapshot page this way: replay instead.
+                    tracing::warn!(error = %e, "cannot read snapshots");
+                    return Ok(None);
+                }
+            };
+            let Some((
+                SnapshotHeader {
+                    seq,
+                    at,
+                    hash,
+                    schema,
+                },
+                state,
+            )) = codec::decode_snapshot(&v)
+            else {
                 tracing::warn!(key = ?key_seq(&k), "ignoring a damaged snapshot");
                 continue;
             };
+            if schema != S::schema() {
+                tracing::info!(seq, "ignoring a snapshot written with another state layout");
+                continue;
+            }
             if seq > self.head.seq || self.hash_at(seq).ok() != Some(hash) {
                 tracing::warn!(seq, "ignoring a snapshot that does not match the log");
                 continue;
@@ -696,7 +703,8 @@ impl<E: DeserializeOwned> RangeIter<'_, E> {
             .log
             .get(seq_key(first))?
             .ok_or_else(|| corrupt(self.next, "record missing"))?;
-        let frame = decode_frame(first, &v).map_err(|d| defect_error(first, d))?;
+        let mut scratch = Vec::new();
+        let frame = decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
         let end = first + frame.records.len() as u64;
         if end <= self.next {
             return Err(corrupt(self.next, "record missing (gap in seqs)"));
@@ -773,6 +781,12 @@ mod tests {
     impl Indexed for Ev {
         fn account_id(&self) -> Option<&str> {
             self.account.as_deref()
+        }
+    }
+
+    impl SnapshotState for u64 {
+        fn schema() -> u64 {
+            1
         }
     }
 
@@ -867,8 +881,27 @@ mod tests {
         let snap = s.load_snapshot::<u64>().expect("load").expect("some");
         assert_eq!((snap.head, snap.state), (s.head(), 42));
         // A snapshot whose hash does not match the log is ignored.
-        let mut bad = codec::encode_snapshot(13, 2, &[9; 32], b"\x07");
+        let hdr = SnapshotHeader {
+            seq: 13,
+            at: 2,
+            hash: [9; 32],
+            schema: u64::schema(),
+        };
+        let mut bad = codec::encode_snapshot(&hdr, b"\x07");
         s.snaps.insert(seq_key(13), &bad[..]).expect("insert");
+        assert_eq!(
+            s.load_snapshot::<u64>().expect("load").map(|s| s.head.seq),
+            Some(1)
+        );
+        // So is one written by a build with another state layout.
+        let other = SnapshotHeader {
+            schema: 2,
+            hash: s.hash_at(13).expect("hash"),
+            ..hdr
+        };
+        s.snaps
+            .insert(seq_key(13), codec::encode_snapshot(&other, b"\x07"))
+            .expect("insert");
         assert_eq!(
             s.load_snapshot::<u64>().expect("load").map(|s| s.head.seq),
             Some(1)

@@ -5,6 +5,8 @@
 
 use serde::de::DeserializeOwned;
 
+use super::SnapshotState;
+
 use super::codec::{record_hash, Hash, GENESIS_HASH};
 use super::sled_log::{decode_event, defect_error, SledLog};
 use super::{Head, StoreError};
@@ -31,6 +33,8 @@ pub struct VerifyReport {
     pub head: Head,
     /// Snapshots compared with the replay.
     pub snapshots_checked: usize,
+    /// Snapshots of another state layout (another build), not compared.
+    pub snapshots_skipped: usize,
     /// The first defect, if any.
     pub defect: Option<Defect>,
 }
@@ -53,12 +57,15 @@ pub fn verify_log<E, S>(
 ) -> Result<VerifyReport, StoreError>
 where
     E: DeserializeOwned,
-    S: DeserializeOwned + PartialEq,
+    S: SnapshotState + PartialEq,
 {
     let mut snapshots = vec![];
+    let mut skipped = 0usize;
     let mut defect = None;
     for s in log.raw_snapshots()? {
         match s {
+            // Written by a build with another state layout: not comparable.
+            Ok((h, _)) if h.schema != S::schema() => skipped += 1,
             Ok(s) => snapshots.push(s),
             Err(key) => {
                 defect.get_or_insert(Defect {
@@ -174,6 +181,7 @@ where
         records: end,
         head,
         snapshots_checked: checked,
+        snapshots_skipped: skipped,
         defect,
     })
 }

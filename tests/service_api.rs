@@ -239,8 +239,7 @@ async fn rejection_codes_of_section_7_and_11() {
     code_of(
         c.publish_price_list(pb::PublishPriceListRequest {
             version: 2,
-            effective_at: 0,
-            entries: vec![],
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -755,5 +754,46 @@ async fn reflection_lists_the_ledger_and_clock_services() {
             "{want} missing from {names:?}"
         );
     }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn license_model_warnings_and_violations_reach_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path(), T0).await;
+    let mut c = ledger(&srv.url).await;
+    let mut list = price_list(1, 0, "2.628");
+    for t in ["PBX-Standby13", "Port13$20"] {
+        list.entries.push(pb::PriceEntry {
+            license_type: t.into(),
+            tiers: vec![pb::Tier {
+                from_qty: 1,
+                monthly_price: "1".into(),
+            }],
+        });
+    }
+    c.publish_price_list(list).await.unwrap();
+    c.open_account(open("lm")).await.unwrap();
+    c.top_up(topup("lm", "KEY-lm-0001", "1000")).await.unwrap();
+    // Fewer Standby than Port licenses: accepted, with a warning on the view.
+    let mut cfg = config("lm", "pbx-lm", 10);
+    cfg.licenses.push(pb::LicenseLine {
+        license_type: "PBX-Standby13".into(),
+        quantity: 2,
+    });
+    c.change_config(cfg).await.unwrap();
+    let v = c.get_account(get("lm", 0)).await.unwrap().into_inner();
+    assert_eq!(v.pbxs[0].warnings.len(), 1, "{:?}", v.pbxs[0].warnings);
+    // SMB-Port with Port licenses: a violation, FAILED_PRECONDITION.
+    let mut bad = config("lm", "pbx-lm", 10);
+    bad.licenses.push(pb::LicenseLine {
+        license_type: "Port13$20".into(),
+        quantity: 1,
+    });
+    code_of(c.change_config(bad).await, Code::FailedPrecondition);
+    // A malformed catalogue is an argument error.
+    let mut list = price_list(2, 0, "2.628");
+    list.catalogue_toml = "version = \"x\"".into();
+    code_of(c.publish_price_list(list).await, Code::InvalidArgument);
     srv.stop().await;
 }

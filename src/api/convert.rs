@@ -8,10 +8,15 @@ use tonic::Status;
 
 use super::pb;
 use crate::domain::ids::{MAX_LICENSE_LINES, MAX_PRICE_ENTRIES, MAX_TIERS};
+use crate::domain::license_model::Catalogue;
 use crate::domain::{
     AccountState, AccountView, Command, ComplianceReport, Hosting, LicenseLine, LineKind, Nano,
     Notice, NoticeKind, PriceEntryInput, Receipt, Statement, TierInput,
 };
+
+/// Largest catalogue accepted in a request (the decoding limit is 4 MiB;
+/// a full catalogue of 256 types and 256 rules is far below this).
+pub const MAX_CATALOGUE_BYTES: usize = 1024 * 1024;
 
 fn too_many(what: &str, got: usize, max: usize) -> Status {
     Status::invalid_argument(format!(
@@ -93,7 +98,19 @@ pub fn publish_price_list(r: pb::PublishPriceListRequest) -> Result<Command, Sta
             e.tiers.len()
         )));
     }
+    if r.catalogue_toml.len() > MAX_CATALOGUE_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "catalogue of {} bytes is larger than the limit of {MAX_CATALOGUE_BYTES}",
+            r.catalogue_toml.len()
+        )));
+    }
+    let catalogue = if r.catalogue_toml.is_empty() {
+        None
+    } else {
+        Some(Catalogue::from_toml(&r.catalogue_toml).map_err(Status::invalid_argument)?)
+    };
     Ok(Command::PublishPriceList {
+        catalogue,
         version: r.version,
         effective_at: r.effective_at,
         entries: r
@@ -155,6 +172,7 @@ pub fn account_view(v: AccountView) -> pb::AccountView {
                 price_list_version: p.price_list_version.unwrap_or(0),
                 enabled: p.enabled,
                 monthly_cost: amount(p.monthly_cost),
+                warnings: p.warnings,
                 licenses: p
                     .licenses
                     .into_iter()

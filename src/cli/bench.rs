@@ -82,6 +82,7 @@ async fn setup(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<()> {
                 monthly_price: "1.5".into(),
             }],
         }],
+        catalogue_toml: String::new(),
     };
     match c.publish_price_list(req).await {
         Ok(_) => Ok(()),

@@ -179,6 +179,19 @@ enum PricesCmd {
     Publish {
         /// The price list file (.json, otherwise TOML).
         file: PathBuf,
+        /// License-model catalogue (TOML) to record with the list; default
+        /// the built-in V13 catalogue.
+        #[arg(long, value_name = "FILE")]
+        catalogue: Option<PathBuf>,
+    },
+    /// Check a price-list file (and catalogue) offline, exactly as the server
+    /// would judge it, without publishing.
+    Check {
+        /// The price list file (.json, otherwise TOML).
+        file: PathBuf,
+        /// License-model catalogue (TOML); default the built-in one.
+        #[arg(long, value_name = "FILE")]
+        catalogue: Option<PathBuf>,
     },
 }
 
@@ -515,6 +528,7 @@ pub fn read_price_file(path: &std::path::Path) -> anyhow::Result<pb::PublishPric
                     .collect(),
             })
             .collect(),
+        catalogue_toml: String::new(),
     })
 }
 
@@ -605,8 +619,20 @@ pub async fn topup(opts: &ClientOpts, a: TopupArgs) -> anyhow::Result<()> {
 
 /// `isc-ledger prices publish FILE`
 pub async fn prices(opts: &ClientOpts, a: PricesArgs) -> anyhow::Result<()> {
-    let PricesCmd::Publish { file } = a.cmd;
-    let req = read_price_file(&file)?;
+    let (file, catalogue) = match a.cmd {
+        PricesCmd::Check { file, catalogue } => {
+            let report = crate::prices_check::check_price_list_file(&file, catalogue.as_deref())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            println!("{report}");
+            return Ok(());
+        }
+        PricesCmd::Publish { file, catalogue } => (file, catalogue),
+    };
+    let mut req = read_price_file(&file)?;
+    if let Some(c) = catalogue {
+        req.catalogue_toml =
+            std::fs::read_to_string(&c).with_context(|| format!("cannot read {}", c.display()))?;
+    }
     let r = opts
         .ledger()
         .await?

@@ -428,6 +428,7 @@ mod tests {
 
     fn prices() -> Command {
         Command::PublishPriceList {
+            catalogue: None,
             version: 1,
             effective_at: 0,
             entries: vec![PriceEntryInput {

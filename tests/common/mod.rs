@@ -107,6 +107,7 @@ pub fn price_list(version: u32, effective_at: i64, price: &str) -> pb::PublishPr
                 monthly_price: price.into(),
             }],
         }],
+        catalogue_toml: String::new(),
     }
 }
 

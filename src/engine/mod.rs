@@ -306,26 +306,18 @@ impl Engine {
         account_id: &str,
         at: Option<i64>,
     ) -> Result<AccountView, EngineError> {
-        {
+        let (t, last_seq) = {
             let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
             let t = at.unwrap_or_else(|| self.read_now(&live));
             if !live.ledger.needs_history(account_id, t) {
                 return Ok(live.ledger.account_view(account_id, t)?);
             }
-        }
-        let t = at.unwrap_or_else(|| self.clock_now());
-        let (ledger_seq, events) = {
-            let seq = self
-                .shared
-                .live
-                .read()
-                .map_err(|_| lock_poisoned())?
-                .ledger
-                .last_seq();
-            (seq, self.history(account_id, seq)?)
+            (t, live.ledger.last_seq())
         };
+        // A past instant: fold the account's own records (read without
+        // holding the state lock; later records are filtered out).
+        let events = self.history(account_id, last_seq)?;
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
-        debug_assert!(live.ledger.last_seq() >= ledger_seq);
         Ok(account_view_at(&live.ledger, &events, account_id, t)?)
     }
 

@@ -231,6 +231,10 @@ impl Writer {
             self.working = live.ledger.clone();
             self.published_until = live.published_until;
         }
+        // Nothing decided since the last append may be acknowledged.
+        for (_, r) in self.replies.iter_mut() {
+            *r = Err(EngineError::Unavailable(why.clone()));
+        }
         self.failed = Some(why);
         self.events.clear();
         self.notices.clear();

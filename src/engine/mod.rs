@@ -146,6 +146,10 @@ pub struct Stats {
     pub groups: AtomicU64,
     /// Time spent in durable appends, microseconds.
     pub append_us: AtomicU64,
+    /// Time spent handling batches (decide, apply, append, publish, answer).
+    pub busy_us: AtomicU64,
+    /// Time spent lingering for the next group.
+    pub linger_us: AtomicU64,
 }
 
 pub(crate) struct Shared {

@@ -19,6 +19,10 @@ const LINGER_QUIET: Duration = Duration::from_micros(150);
 /// Polling period while lingering (the writer thread is ours to block).
 const LINGER_POLL: Duration = Duration::from_micros(30);
 
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
 type Reply = oneshot::Sender<Result<Receipt, EngineError>>;
 
 pub(crate) struct Writer {
@@ -87,10 +91,15 @@ impl Writer {
                             self.commit();
                             break;
                         }
+                        let t0 = std::time::Instant::now();
                         if self.process(&mut batch) {
                             break;
                         }
+                        let t1 = std::time::Instant::now();
                         self.linger(n);
+                        let stats = &self.shared.stats;
+                        stats.busy_us.fetch_add(micros(t1 - t0), Ordering::Relaxed);
+                        stats.linger_us.fetch_add(micros(t1.elapsed()), Ordering::Relaxed);
                     }
                     _ = tick.tick(), if !manual => {
                         let now = self.shared.clock.now();
@@ -105,6 +114,8 @@ impl Writer {
                 records = stats.records.load(Ordering::Relaxed),
                 durable_appends = stats.groups.load(Ordering::Relaxed),
                 append_ms_total = stats.append_us.load(Ordering::Relaxed) / 1000,
+                busy_ms_total = stats.busy_us.load(Ordering::Relaxed) / 1000,
+                linger_ms_total = stats.linger_us.load(Ordering::Relaxed) / 1000,
                 "writer stopped"
             );
         });
@@ -275,8 +286,9 @@ impl Writer {
                 stats
                     .records
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
-                let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                stats.append_us.fetch_add(us, Ordering::Relaxed);
+                stats
+                    .append_us
+                    .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
             }
             if let Err(why) = appended {
                 tracing::error!("durable append failed, refusing writes from now on: {why}");

@@ -124,3 +124,20 @@ pub async fn serve(
     tracing::info!("ledger stopped cleanly");
     Ok(result?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_tokens_only_loopback() {
+        let any: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let forced = effective_listen_addr(any, &Tokens::none());
+        assert!(forced.ip().is_loopback());
+        assert_eq!(forced.port(), 50051);
+        let tokens = Tokens::from_pairs("t0k3n-admin=admin").unwrap();
+        assert_eq!(effective_listen_addr(any, &tokens), any);
+        let lo: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        assert_eq!(effective_listen_addr(lo, &Tokens::none()), lo);
+    }
+}

@@ -568,3 +568,83 @@ mod tests {
         e.shutdown().await;
     }
 }
+
+#[cfg(test)]
+mod scheduler_tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::{Hosting, LicenseLine, NoticeKind, PriceEntryInput, TierInput};
+
+    /// A clock that moves by itself (like the system clock: no `SetTime`),
+    /// but whose reading the test controls.
+    #[derive(Debug)]
+    struct Drifting(AtomicI64);
+    impl Clock for Drifting {
+        fn now(&self) -> i64 {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tick_publishes_depletion_without_any_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(Drifting(AtomicI64::new(0)));
+        let e = Engine::start(dir.path(), EngineConfig::default(), clock.clone()).unwrap();
+        e.execute(Command::PublishPriceList {
+            catalogue: None,
+            version: 1,
+            effective_at: 0,
+            entries: vec![PriceEntryInput {
+                license_type: "PBX-Port13".into(),
+                tiers: vec![TierInput {
+                    from_qty: 1,
+                    monthly_price: "2.628".into(),
+                }],
+            }],
+        })
+        .await
+        .unwrap();
+        e.execute(Command::OpenAccount {
+            account_id: "a".into(),
+        })
+        .await
+        .unwrap();
+        e.execute(Command::TopUp {
+            account_id: "a".into(),
+            activation_key: "KEY-tick-1".into(),
+            amount: "0.0864".into(),
+        })
+        .await
+        .unwrap();
+        e.execute(Command::ChangeConfig {
+            account_id: "a".into(),
+            pbx_id: "p".into(),
+            licenses: vec![LicenseLine {
+                license_type: "PBX-Port13".into(),
+                quantity: 1,
+            }],
+            firmware_major: 13,
+            hosting: Hosting::Gateway,
+        })
+        .await
+        .unwrap();
+        let (_, mut rx) = e.watch(Some("a"), 0).unwrap();
+        // The clock passes the runout (one day later); no command follows.
+        clock.0.store(86_400 + 10, Ordering::SeqCst);
+        let n = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                let n = rx.recv().await.unwrap();
+                if n.kind == NoticeKind::Depletion {
+                    return n;
+                }
+            }
+        })
+        .await
+        .expect("the writer's tick publishes the depletion");
+        assert_eq!(n.at, 86_400);
+        assert!(e.set_time(1).await.is_err(), "no SetTime on a system clock");
+        e.shutdown().await;
+    }
+}

@@ -19,7 +19,7 @@ use crate::engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock, DEFAU
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Data directory of the embedded store.
-    #[arg(long, default_value = "isc-ledger-data")]
+    #[arg(long, value_name = "DIR", default_value = crate::store::DEFAULT_DATA_DIR, env = "ISC_LEDGER_DATA")]
     pub data: PathBuf,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]

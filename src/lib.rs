@@ -7,4 +7,5 @@
 //!   notices and the compliance report. No I/O, no clock, no async.
 pub mod cli;
 pub mod domain;
+pub mod prices_check;
 pub mod store;

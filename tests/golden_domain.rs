@@ -33,6 +33,7 @@ fn scenario() -> Sim {
                 tiers: tiers(&[(1, uc)]),
             },
         ],
+        catalogue: None,
     };
     let config = |pbx: &str, ports: u32, uc: u32| Command::ChangeConfig {
         account_id: "acme".into(),

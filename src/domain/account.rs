@@ -37,6 +37,8 @@ pub struct Pbx {
     /// A lowering while enabled, waiting for the next change: (at, cost before).
     pub pending_lowering: Option<(UnixSeconds, Nano)>,
     pub cycles: Vec<Cycle>,
+    /// License-model warnings of the last configuration change.
+    pub warnings: Vec<String>,
 }
 
 /// Running totals that make the conservation law checkable at any time:
@@ -314,6 +316,7 @@ impl Account {
                 firmware_major,
                 hosting,
                 price_version,
+                warnings,
                 ..
             } => {
                 let new_cost = if licenses.is_empty() {
@@ -345,6 +348,7 @@ impl Account {
                             monthly_cost: Nano::ZERO,
                             pending_lowering: None,
                             cycles: Vec::new(),
+                            warnings: Vec::new(),
                         });
                         self.pbxs.len() - 1
                     }
@@ -367,6 +371,7 @@ impl Account {
                 pbx.hosting = *hosting;
                 pbx.price_version = *price_version;
                 pbx.monthly_cost = new_cost;
+                pbx.warnings.clone_from(warnings);
                 self.configured_rate = Nano(self.configured_rate.0 - old_cost.0 + new_cost.0);
             }
             EventBody::ToppedUp {

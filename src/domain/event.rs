@@ -5,6 +5,7 @@
 //! variants and fields are only ever appended; a layout change adds a record
 //! version in the store and an upcaster, never an in-place edit.
 
+use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds};
 use super::prices::{PriceEntryInput, PriceList};
 use super::Hosting;
@@ -54,6 +55,9 @@ pub enum Command {
         version: u32,
         effective_at: UnixSeconds,
         entries: Vec<PriceEntryInput>,
+        /// License-model rules to record with the list; `None`: the built-in
+        /// V13 catalogue.
+        catalogue: Option<Catalogue>,
     },
     CloseAccount {
         account_id: String,
@@ -83,6 +87,9 @@ pub enum EventBody {
         hosting: Hosting,
         /// The list this PBX froze to at this contact (`None`: none in effect).
         price_version: Option<u32>,
+        /// License-model warnings found by `decide` under that list's
+        /// catalogue (functions unavailable, seed 003); replay never re-judges.
+        warnings: Vec<String>,
     },
     ToppedUp {
         account_id: String,

@@ -222,8 +222,20 @@ impl Ledger {
                 version,
                 effective_at,
                 entries,
+                catalogue,
             } => {
-                let list = parse_price_list(*version, *effective_at, entries)?;
+                let mut list = parse_price_list(*version, *effective_at, entries)?;
+                if let Some(catalogue) = catalogue {
+                    catalogue.validate().map_err(|e| {
+                        Rejection::invalid(format!("license catalogue is invalid: {e}"))
+                    })?;
+                    list.catalogue = catalogue.clone();
+                }
+                if let Some(hw) = list.entries.keys().find(|t| list.catalogue.is_hardware(t)) {
+                    return Err(Rejection::invalid(format!(
+                        "license type {hw} is a hardware license in the license catalogue: hardware licenses are never rentable"
+                    )));
+                }
                 check_succession(&list, self.prices.values().next_back())?;
                 EventBody::PriceListPublished(list)
             }
@@ -301,13 +313,14 @@ impl Ledger {
                 )));
             }
         }
-        let body = EventBody::ConfigChanged {
+        let mut body = EventBody::ConfigChanged {
             account_id: account_id.to_owned(),
             pbx_id: pbx_id.to_owned(),
             licenses: licenses.to_vec(),
             firmware_major,
             hosting,
             price_version: list.map(|l| l.version),
+            warnings: Vec::new(),
         };
         if licenses.is_empty() {
             return Ok(body);
@@ -351,6 +364,19 @@ impl Ledger {
                     "insufficient credit: the balance of {balance} iSC pays only {runtime} s of the new monthly rate of {after} iSC, the minimum is {needed} s"
                 )));
             }
+        }
+        // 5. License-model rules of the list the PBX freezes to, after every
+        //    check above (spec §11 `hosting`); warnings are recorded, not re-judged.
+        let lines: Vec<(&str, u32)> = licenses
+            .iter()
+            .map(|l| (l.license_type.as_str(), l.quantity))
+            .collect();
+        let found = list
+            .catalogue
+            .check(&lines, firmware_major, hosting)
+            .map_err(|v| Rejection::precondition(v.message))?;
+        if let EventBody::ConfigChanged { warnings, .. } = &mut body {
+            *warnings = found.into_iter().map(|w| w.message).collect();
         }
         Ok(body)
     }

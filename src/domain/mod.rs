@@ -7,6 +7,8 @@
 //! - [`event`]: commands, events (the stored facts), receipts, notices, policy.
 //! - [`account`]: one account's timeline: accrual, depletion, reminders.
 //! - [`ledger`]: `decide` and `apply` over the whole ledger.
+//! - [`license_model`]: the innovaphone V13 license rules as a versioned
+//!   catalogue recorded with each price list (seed 003).
 //! - [`report`]: views, statements, notice history, compliance report.
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod ledger;
+pub mod license_model;
 pub mod money;
 pub mod prices;
 pub mod report;

@@ -3,6 +3,7 @@
 
 use super::error::Rejection;
 use super::ids::{check_license_type, MAX_PRICE_ENTRIES, MAX_QUANTITY, MAX_TIERS};
+use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds, MAX_MONTHLY_UNIT_PRICE};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,9 @@ pub struct PriceList {
     pub version: u32,
     pub effective_at: UnixSeconds,
     pub entries: BTreeMap<String, Vec<Tier>>,
+    /// The license-model rules in force with this list (seed 003): recorded
+    /// with it so replay judges nothing again (issue 6).
+    pub catalogue: Catalogue,
 }
 
 /// Raw client input for a tier (the price is an unparsed decimal string).
@@ -130,6 +134,8 @@ pub fn parse_price_list(
         version,
         effective_at,
         entries: out,
+        // The caller (decide) replaces it when the command brings its own.
+        catalogue: Catalogue::default_v13(),
     })
 }
 

@@ -39,6 +39,8 @@ pub struct PbxView {
     pub enabled: bool,
     pub monthly_cost: Nano,
     pub licenses: Vec<LicenseView>,
+    /// License-model warnings of the PBX's configuration (seed 003).
+    pub warnings: Vec<String>,
 }
 
 /// The §8 view of an account at instant `at`.
@@ -109,6 +111,7 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
                         }
                     })
                     .collect(),
+                warnings: pbx.warnings.clone(),
             }
         })
         .collect();

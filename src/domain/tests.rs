@@ -34,6 +34,7 @@ fn prices(version: u32, effective_at: i64, entries: &[(&str, &[(u32, &str)])]) -
                     .collect(),
             })
             .collect(),
+        catalogue: None,
     }
 }
 

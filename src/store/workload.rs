@@ -86,6 +86,7 @@ impl Workload {
                         }],
                     },
                 ],
+                catalogue: None,
             };
         }
         let roll = self.rng.below(1000);

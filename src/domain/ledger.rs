@@ -16,6 +16,7 @@ use super::money::{
     seconds_to_deplete, Nano, UnixSeconds, MAX_ACCOUNT_MONTHLY_RATE, MAX_BALANCE, MAX_TOP_UP,
 };
 use super::prices::{check_succession, parse_price_list, PriceList};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -49,10 +50,10 @@ pub struct Ledger {
     pub(crate) prices: PriceBook,
     /// Accounts in opening order; an account's index never changes.
     pub(crate) accounts: Vec<Account>,
-    pub(crate) account_index: FastMap<String, u32>,
+    pub(crate) account_index: FastMap<CompactString, u32>,
     /// PBX → index of its account, forever.
-    pub(crate) pbx_owner: FastMap<String, u32>,
-    pub(crate) keys: FastMap<String, KeyUse>,
+    pub(crate) pbx_owner: FastMap<CompactString, u32>,
+    pub(crate) keys: FastMap<CompactString, KeyUse>,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -163,7 +164,7 @@ impl Ledger {
         let body = match cmd {
             Command::OpenAccount { account_id } => {
                 check_id("account id", account_id)?;
-                if self.account_index.contains_key(account_id) {
+                if self.account_index.contains_key(account_id.as_str()) {
                     return Err(Rejection::exists(format!(
                         "account {account_id} already exists (account ids are never reused, even after closing)"
                     )));
@@ -188,7 +189,7 @@ impl Ledger {
                 check_key(activation_key)?;
                 let amount = Nano::parse_bounded(amount, "top-up amount", Nano(1), MAX_TOP_UP)?;
                 let account = self.existing(account_id)?;
-                if let Some(used) = self.keys.get(activation_key) {
+                if let Some(used) = self.keys.get(activation_key.as_str()) {
                     if self.accounts[used.account as usize].account_id == *account_id
                         && used.amount == amount
                     {
@@ -436,12 +437,13 @@ impl Ledger {
                 });
             }
             EventBody::AccountOpened { account_id } => {
-                if self.account_index.contains_key(account_id) {
+                if self.account_index.contains_key(account_id.as_str()) {
                     return Err(ApplyError(format!("account {account_id} is opened twice")));
                 }
                 let index = u32::try_from(self.accounts.len())
                     .map_err(|_| ApplyError("too many accounts".into()))?;
-                self.account_index.insert(account_id.clone(), index);
+                self.account_index
+                    .insert(CompactString::from(account_id.as_str()), index);
                 self.accounts.push(Account::open(account_id, at));
                 return Ok(Receipt {
                     seq,
@@ -457,10 +459,10 @@ impl Ledger {
         };
         let index = *self
             .account_index
-            .get(account_id)
+            .get(account_id.as_str())
             .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
         if let Some(pbx_id) = pbx_id {
-            match self.pbx_owner.get(pbx_id) {
+            match self.pbx_owner.get(pbx_id.as_str()) {
                 Some(owner) if *owner != index => {
                     return Err(ApplyError(format!(
                         "PBX {pbx_id} is bound to another account"
@@ -468,7 +470,8 @@ impl Ledger {
                 }
                 Some(_) => {}
                 None => {
-                    self.pbx_owner.insert(pbx_id.clone(), index);
+                    self.pbx_owner
+                        .insert(CompactString::from(pbx_id.as_str()), index);
                 }
             }
         }
@@ -499,7 +502,11 @@ impl Ledger {
                 amount: *amount,
                 receipt,
             };
-            if self.keys.insert(activation_key.clone(), used).is_some() {
+            if self
+                .keys
+                .insert(CompactString::from(activation_key.as_str()), used)
+                .is_some()
+            {
                 return Err(ApplyError(format!(
                     "activation key {activation_key} is redeemed twice"
                 )));

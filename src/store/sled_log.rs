@@ -213,7 +213,10 @@ impl<E> SledLog<E> {
     /// Number of records appended since the last snapshot reached the
     /// configured period.
     pub fn snapshot_due(&self) -> bool {
-        self.head.seq >= self.last_snapshot_seq + self.opts.snapshot_every_records.max(1)
+        self.head.seq
+            >= self
+                .last_snapshot_seq
+                .saturating_add(self.opts.snapshot_every_records.max(1))
     }
 
     /// Every stored snapshot as `(head, state bytes)`, oldest first, skipping

@@ -116,6 +116,7 @@ where
             }
             let ev: E = match decode_event(r) {
                 Ok(ev) => ev,
+                Err(StoreError::Corrupt { what, .. }) => return fail(r.seq, what),
                 Err(e) => return fail(r.seq, e.to_string()),
             };
             hash = record_hash(&hash, r.seq, r.at, r.event);

@@ -87,6 +87,7 @@ impl Workload {
                         }],
                     },
                 ],
+                catalogue: None,
             };
         }
         let roll = self.rng.below(1000);

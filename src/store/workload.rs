@@ -62,7 +62,6 @@ impl Workload {
         self.serial += 1;
         if ledger.prices().is_empty() {
             return Command::PublishPriceList {
-                catalogue: None,
                 version: 1,
                 effective_at: WORKLOAD_START_AT,
                 entries: vec![

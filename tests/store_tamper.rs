@@ -40,7 +40,7 @@ fn with_log_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
             .open()
         {
             Ok(db) => break db,
-            Err(e) if tries < 50 => {
+            Err(e) if tries < 500 => {
                 tries += 1;
                 eprintln!("retrying sled open: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(20));

@@ -1,7 +1,7 @@
 //! `isc-ledger prices check FILE [--catalogue FILE]`: validates a price-list
 //! file (and the license catalogue it will carry) before it is published.
 //!
-//! Owns the price-list file format (TOML, see docs-license.md) and the
+//! Owns the price-list file format (TOML, see README.md, "License model") and the
 //! offline check. It reads files, so it lives outside the pure domain; the
 //! judgement itself is the domain's own `decide` on an empty ledger plus the
 //! catalogue's validation, so the check cannot drift from what the server

@@ -207,7 +207,7 @@ impl Catalogue {
             .clone()
     }
 
-    /// Parses and validates a catalogue file (format: docs-license.md).
+    /// Parses and validates a catalogue file (format: README.md, "License model").
     pub fn from_toml(text: &str) -> Result<Catalogue, String> {
         let catalogue: Catalogue =
             toml::from_str(text).map_err(|e| format!("catalogue is not valid: {e}"))?;

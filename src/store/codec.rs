@@ -1,6 +1,6 @@
 //! The byte layout of the log: frames, records, the hash chain and
 //! snapshots. Pure functions only (no sled, no I/O) so the format can be
-//! unit-tested and documented in one place; `docs-store.md` describes the
+//! unit-tested and documented in one place; `ARCHITECTURE.md` describes the
 //! same bytes for auditors.
 //!
 //! Frame (one sled value in tree `log`, key = first seq as u64 big-endian):

@@ -169,42 +169,44 @@ pub fn check_succession(new: &PriceList, previous: Option<&PriceList>) -> Result
     Ok(())
 }
 
+/// The brackets `qty` units fall into: `(tier, last unit of the bracket)`.
+fn brackets(tiers: &[Tier], qty: u32) -> impl Iterator<Item = (&Tier, u32)> {
+    tiers
+        .iter()
+        .enumerate()
+        .take_while(move |(_, tier)| qty >= tier.from_qty)
+        .map(move |(i, tier)| {
+            let upper = tiers
+                .get(i + 1)
+                .map_or(qty, |next| (next.from_qty - 1).min(qty));
+            (tier, upper)
+        })
+}
+
 /// Tiered monthly cost of `qty` units (spec §4): each unit pays its bracket's price.
 /// Inside the bounds (qty ≤ 10^6, price ≤ 10^6 iSC) the result fits easily.
 pub fn tiered_cost(tiers: &[Tier], qty: u32) -> Nano {
-    let mut total: i128 = 0;
-    for (i, tier) in tiers.iter().enumerate() {
-        if qty < tier.from_qty {
-            break;
-        }
-        let upper = tiers
-            .get(i + 1)
-            .map_or(qty, |next| (next.from_qty - 1).min(qty));
-        total += i128::from(upper - tier.from_qty + 1) * tier.monthly_price.0;
-    }
-    Nano(total)
+    Nano(
+        brackets(tiers, qty)
+            .map(|(tier, upper)| i128::from(upper - tier.from_qty + 1) * tier.monthly_price.0)
+            .sum(),
+    )
 }
 
 /// The same cost, bracket by bracket, for views.
 pub fn tier_breakdown(tiers: &[Tier], qty: u32) -> Vec<TierUse> {
-    let mut out = Vec::new();
-    for (i, tier) in tiers.iter().enumerate() {
-        if qty < tier.from_qty {
-            break;
-        }
-        let upper = tiers
-            .get(i + 1)
-            .map_or(qty, |next| (next.from_qty - 1).min(qty));
-        let units = upper - tier.from_qty + 1;
-        out.push(TierUse {
-            from_qty: tier.from_qty,
-            to_qty: upper,
-            units,
-            unit_price: tier.monthly_price,
-            cost: Nano(i128::from(units) * tier.monthly_price.0),
-        });
-    }
-    out
+    brackets(tiers, qty)
+        .map(|(tier, upper)| {
+            let units = upper - tier.from_qty + 1;
+            TierUse {
+                from_qty: tier.from_qty,
+                to_qty: upper,
+                units,
+                unit_price: tier.monthly_price,
+                cost: Nano(i128::from(units) * tier.monthly_price.0),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

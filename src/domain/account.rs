@@ -119,7 +119,7 @@ pub fn config_cost(licenses: &[LicenseLine], list: &PriceList) -> Result<Nano, S
     for line in licenses {
         let tiers = list
             .entries
-            .get(&line.license_type)
+            .get(line.license_type.as_str())
             .ok_or_else(|| line.license_type.clone())?;
         total = Nano(total.0 + tiered_cost(tiers, line.quantity).0);
     }

@@ -293,7 +293,7 @@ impl Ledger {
         if let (Some(list), false) = (list, licenses.is_empty()) {
             if let Some(missing) = licenses
                 .iter()
-                .find(|l| !list.entries.contains_key(&l.license_type))
+                .find(|l| !list.entries.contains_key(l.license_type.as_str()))
             {
                 return Err(Rejection::invalid(format!(
                     "license type {} is not rentable: it is not in price list version {} in effect",

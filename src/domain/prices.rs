@@ -5,6 +5,7 @@ use super::error::Rejection;
 use super::ids::{check_license_type, MAX_PRICE_ENTRIES, MAX_QUANTITY, MAX_TIERS};
 use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds, MAX_MONTHLY_UNIT_PRICE};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +21,9 @@ pub struct Tier {
 pub struct PriceList {
     pub version: u32,
     pub effective_at: UnixSeconds,
-    pub entries: BTreeMap<String, Vec<Tier>>,
+    /// Type names are inline strings (≤ 24 bytes): pricing a configuration
+    /// compares them without chasing a pointer per tree node.
+    pub entries: BTreeMap<CompactString, Vec<Tier>>,
     /// The license-model rules in force with this list (seed 003): recorded
     /// with it so replay judges nothing again (issue 6).
     pub catalogue: Catalogue,
@@ -124,7 +127,10 @@ pub fn parse_price_list(
                 monthly_price: price,
             });
         }
-        if out.insert(name.clone(), tiers).is_some() {
+        if out
+            .insert(CompactString::from(name.as_str()), tiers)
+            .is_some()
+        {
             return Err(Rejection::invalid(format!(
                 "license type {name} appears twice in the price list"
             )));
@@ -148,7 +154,7 @@ pub fn check_succession(new: &PriceList, previous: Option<&PriceList>) -> Result
             new.version, prev.version
         )));
     }
-    let dropped: BTreeSet<&String> = prev
+    let dropped: BTreeSet<&CompactString> = prev
         .entries
         .keys()
         .filter(|k| !new.entries.contains_key(*k))

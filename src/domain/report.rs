@@ -100,7 +100,7 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
                     .iter()
                     .map(|line| {
                         let tiers = list
-                            .and_then(|l| l.entries.get(&line.license_type))
+                            .and_then(|l| l.entries.get(line.license_type.as_str()))
                             .map(|tiers| tier_breakdown(tiers, line.quantity))
                             .unwrap_or_default();
                         LicenseView {

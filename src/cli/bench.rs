@@ -210,22 +210,18 @@ pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
         "bench-load: {} clients, {:.1} s against {}",
         a.clients, elapsed, opts.server
     );
-    println!(
-        "  durable acked commands: {} ({:.0}/s)  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms",
-        all.write_us.len(),
-        all.write_us.len() as f64 / elapsed,
-        pct(&all.write_us, 0.50),
-        pct(&all.write_us, 0.99),
-        pct(&all.write_us, 0.999)
-    );
-    println!(
-        "  reads: {} ({:.0}/s)  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms",
-        all.read_us.len(),
-        all.read_us.len() as f64 / elapsed,
-        pct(&all.read_us, 0.50),
-        pct(&all.read_us, 0.99),
-        pct(&all.read_us, 0.999)
-    );
+    let line = |label: &str, us: &[u32]| {
+        println!(
+            "  {label}: {} ({:.0}/s)  p50 {:.2} ms  p99 {:.2} ms  p999 {:.2} ms",
+            us.len(),
+            us.len() as f64 / elapsed,
+            pct(us, 0.50),
+            pct(us, 0.99),
+            pct(us, 0.999)
+        )
+    };
+    line("durable acked commands", &all.write_us);
+    line("reads", &all.read_us);
     println!("  errors: {}", all.errors);
     if let Some(e) = all.first_error {
         println!("  first error: {e}");

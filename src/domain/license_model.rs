@@ -948,8 +948,7 @@ mod tests {
 mod ledger_tests {
     use super::*;
     use crate::domain::{
-        Code, Command, Decision, Event, EventBody, Ledger, LicenseLine, Policy, PriceEntryInput,
-        TierInput,
+        Code, Command, Decision, Event, EventBody, Ledger, Policy, PriceEntryInput, TierInput,
     };
 
     const T0: i64 = 1_767_225_600;
@@ -1010,13 +1009,7 @@ mod ledger_tests {
         Command::ChangeConfig {
             account_id: "acme".to_string(),
             pbx_id: pbx.to_string(),
-            licenses: licenses
-                .iter()
-                .map(|(t, q)| LicenseLine {
-                    license_type: t.to_string(),
-                    quantity: *q,
-                })
-                .collect(),
+            licenses: crate::domain::sim::license_lines(licenses),
             firmware_major: 13,
             hosting,
         }

@@ -256,19 +256,7 @@ mod tests {
     }
 
     fn input(entries: &[(&str, &[(u32, &str)])]) -> Vec<PriceEntryInput> {
-        entries
-            .iter()
-            .map(|(t, tiers)| PriceEntryInput {
-                license_type: t.to_string(),
-                tiers: tiers
-                    .iter()
-                    .map(|(q, p)| TierInput {
-                        from_qty: *q,
-                        monthly_price: p.to_string(),
-                    })
-                    .collect(),
-            })
-            .collect()
+        crate::domain::sim::price_entries(entries)
     }
 
     #[test]

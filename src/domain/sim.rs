@@ -39,6 +39,35 @@ impl Sim {
     }
 }
 
+/// Price-list entries from `(type, [(from_qty, monthly price)])` literals:
+/// the shorthand of tests, benches and examples.
+pub fn price_entries(entries: &[(&str, &[(u32, &str)])]) -> Vec<PriceEntryInput> {
+    entries
+        .iter()
+        .map(|(license_type, tiers)| PriceEntryInput {
+            license_type: license_type.to_string(),
+            tiers: tiers
+                .iter()
+                .map(|(from_qty, price)| TierInput {
+                    from_qty: *from_qty,
+                    monthly_price: price.to_string(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A configuration from `(type, quantity)` literals.
+pub fn license_lines(lines: &[(&str, u32)]) -> Vec<LicenseLine> {
+    lines
+        .iter()
+        .map(|(license_type, quantity)| LicenseLine {
+            license_type: license_type.to_string(),
+            quantity: *quantity,
+        })
+        .collect()
+}
+
 /// A tiny deterministic PRNG (splitmix64): no dependency, stable forever.
 #[derive(Debug, Clone)]
 pub struct Rng(pub u64);

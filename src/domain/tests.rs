@@ -1,11 +1,10 @@
 //! Hand-computed scenarios of the core (spec §4–§8, §11, §12). Each test is
 //! data plus a few assertions; the arithmetic is worked out in comments.
 
-use super::event::{Command, LicenseLine, NoticeKind, Policy};
+use super::event::{Command, NoticeKind, Policy};
 use super::money::Nano;
-use super::prices::{PriceEntryInput, TierInput};
 use super::report::{account_view_at, notices_history, statement, AccountState, LineKind};
-use super::sim::Sim;
+use super::sim::{license_lines, price_entries, Sim};
 use super::{Code, Hosting};
 
 const T0: i64 = 1_000_000;
@@ -21,19 +20,7 @@ fn prices(version: u32, effective_at: i64, entries: &[(&str, &[(u32, &str)])]) -
     Command::PublishPriceList {
         version,
         effective_at,
-        entries: entries
-            .iter()
-            .map(|(t, tiers)| PriceEntryInput {
-                license_type: t.to_string(),
-                tiers: tiers
-                    .iter()
-                    .map(|(q, p)| TierInput {
-                        from_qty: *q,
-                        monthly_price: p.to_string(),
-                    })
-                    .collect(),
-            })
-            .collect(),
+        entries: price_entries(entries),
         catalogue: None,
     }
 }
@@ -48,13 +35,7 @@ fn config(account: &str, pbx: &str, lines: &[(&str, u32)]) -> Command {
     Command::ChangeConfig {
         account_id: account.into(),
         pbx_id: pbx.into(),
-        licenses: lines
-            .iter()
-            .map(|(t, q)| LicenseLine {
-                license_type: t.to_string(),
-                quantity: *q,
-            })
-            .collect(),
+        licenses: license_lines(lines),
         firmware_major: 13,
         hosting: Hosting::Gateway,
     }

@@ -125,6 +125,29 @@ pub fn decode_event<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E, Store
     }
 }
 
+/// How long `open` waits for sled's directory lock. A store dropped a moment
+/// ago in this process keeps it until sled's background flusher exits; a
+/// lock still held after this is another process, reported as the error.
+const LOCK_WAIT_MS: u64 = 2_000;
+
+fn open_db_waiting_for_lock(dir: &Path) -> Result<sled::Db, sled::Error> {
+    let config = sled::Config::new()
+        .path(dir)
+        .segment_size(SEGMENT_SIZE_BYTES);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
+    loop {
+        match config.open() {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
@@ -134,10 +157,7 @@ impl<E> SledLog<E> {
     /// reports defects instead of refusing to open).
     fn open_sled(dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_SIZE_BYTES)
-            .open()?;
+        let db = open_db_waiting_for_lock(dir)?;
         let log = db.open_tree("log")?;
         let index_tree = db.open_tree("acct")?;
         let snaps = db.open_tree("snap")?;

@@ -48,7 +48,7 @@ fn command() -> impl Strategy<Value = Command> {
         prop_oneof![Just(0u32), 1u32..20, 490u32..1010, Just(1_000_001)],
     )
         .prop_map(|(t, q)| LicenseLine {
-            license_type: t.to_owned(),
+            license_type: t.into(),
             quantity: q,
         });
     let tier = (1u32..1200, prop::sample::select(PRICES)).prop_map(|(q, p)| TierInput {

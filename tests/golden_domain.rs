@@ -42,7 +42,7 @@ fn scenario() -> Sim {
             .iter()
             .filter(|(_, q)| *q > 0)
             .map(|(t, q)| LicenseLine {
-                license_type: t.to_string(),
+                license_type: (*t).into(),
                 quantity: *q,
             })
             .collect(),

@@ -73,7 +73,7 @@ pub fn change_config(r: pb::ChangeConfigRequest) -> Result<Command, Status> {
             .licenses
             .into_iter()
             .map(|l| LicenseLine {
-                license_type: l.license_type,
+                license_type: l.license_type.into(),
                 quantity: l.quantity,
             })
             .collect(),

@@ -5,16 +5,160 @@
 //! The same code serves live apply, replay, views, statements and notices:
 //! what happens between breakpoints is reported to an [`Observer`], so each
 //! caller sees identical arithmetic (replay == live by construction).
+//!
+//! Layout for a fast fold: license types are interned by the [`PriceBook`]
+//! (a PBX stores `(TypeId, quantity)` pairs inline, a list's tiers are found
+//! by index, not by comparing names), ids are inline strings, and the
+//! account's runout instant is kept with it so a breakpoint costs one
+//! division, not two.
 
 use super::event::{EventBody, LicenseLine, NoticeKind, Policy};
 use super::money::{accrual, seconds_to_deplete, Nano, UnixSeconds};
-use super::prices::{tiered_cost, PriceList};
+use super::prices::{tiered_cost, PriceList, Tier};
 use super::Hosting;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 
-/// Every price list ever published, by version (immutable once published).
-pub type PriceBook = BTreeMap<u32, PriceList>;
+/// Hash maps of the in-memory state: foldhash (fast, seeded per process).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A license type interned by the price book: index into its names.
+pub type TypeId = u32;
+
+/// One line of a PBX's rented configuration, with its type interned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    pub ty: TypeId,
+    pub quantity: u32,
+}
+
+/// A configuration as stored in the state: up to four lines inline.
+pub type Lines = SmallVec<[Line; 4]>;
+
+/// The tiers of one list, by interned type (derived from the list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rates {
+    pub version: u32,
+    by_type: Vec<Option<Box<[Tier]>>>,
+}
+
+impl Rates {
+    /// The tiers of `ty` in this list.
+    pub fn tiers(&self, ty: TypeId) -> Option<&[Tier]> {
+        self.by_type.get(ty as usize)?.as_deref()
+    }
+
+    /// Monthly cost of interned lines; `Err(ty)` names a type not in the list.
+    pub fn cost(&self, lines: &[Line]) -> Result<Nano, TypeId> {
+        let mut total = 0i128;
+        for line in lines {
+            total += tiered_cost(self.tiers(line.ty).ok_or(line.ty)?, line.quantity).0;
+        }
+        Ok(Nano(total))
+    }
+}
+
+/// Every price list ever published, by version (immutable once published),
+/// with the interned form the fold prices configurations with. Derefs to
+/// the lists by version.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PriceBook {
+    lists: BTreeMap<u32, PriceList>,
+    /// Interned license type names: `names[ty]`.
+    names: Vec<CompactString>,
+    ids: FastMap<CompactString, TypeId>,
+    /// One per list, in ascending version.
+    rates: Vec<Rates>,
+}
+
+impl std::ops::Deref for PriceBook {
+    type Target = BTreeMap<u32, PriceList>;
+    fn deref(&self) -> &Self::Target {
+        &self.lists
+    }
+}
+
+impl PriceBook {
+    pub fn new() -> PriceBook {
+        PriceBook::default()
+    }
+
+    /// Records a published list; versions must strictly increase (as
+    /// `decide` ensures), so a tampered log cannot replace a list.
+    pub fn insert(&mut self, list: PriceList) -> Result<(), ApplyError> {
+        if let Some(last) = self.lists.keys().next_back() {
+            if list.version <= *last {
+                return Err(ApplyError(format!(
+                    "price list version {} is published after version {last}",
+                    list.version
+                )));
+            }
+        }
+        let mut by_type: Vec<Option<Box<[Tier]>>> = Vec::new();
+        for (name, tiers) in &list.entries {
+            let ty = self.intern(name) as usize;
+            if by_type.len() <= ty {
+                by_type.resize(ty + 1, None);
+            }
+            by_type[ty] = Some(tiers.clone().into_boxed_slice());
+        }
+        self.rates.push(Rates {
+            version: list.version,
+            by_type,
+        });
+        self.lists.insert(list.version, list);
+        Ok(())
+    }
+
+    fn intern(&mut self, name: &str) -> TypeId {
+        if let Some(ty) = self.ids.get(name) {
+            return *ty;
+        }
+        let ty = self.names.len() as TypeId;
+        self.names.push(CompactString::from(name));
+        self.ids.insert(CompactString::from(name), ty);
+        ty
+    }
+
+    /// The interned id of a license type named in some list.
+    pub fn type_id(&self, name: &str) -> Option<TypeId> {
+        self.ids.get(name).copied()
+    }
+
+    /// The name of an interned type.
+    pub fn type_name(&self, ty: TypeId) -> &str {
+        self.names.get(ty as usize).map_or("?", |n| n.as_str())
+    }
+
+    /// The tiers of list `version`, by interned type.
+    pub fn rates(&self, version: u32) -> Option<&Rates> {
+        match self.rates.last() {
+            Some(last) if last.version == version => Some(last),
+            _ => self
+                .rates
+                .binary_search_by_key(&version, |r| r.version)
+                .ok()
+                .map(|i| &self.rates[i]),
+        }
+    }
+
+    /// Interns a configuration; `Err(name)` names a type no list has.
+    pub fn lines(&self, licenses: &[LicenseLine]) -> Result<Lines, String> {
+        licenses
+            .iter()
+            .map(|l| {
+                self.type_id(&l.license_type)
+                    .map(|ty| Line {
+                        ty,
+                        quantity: l.quantity,
+                    })
+                    .ok_or_else(|| l.license_type.to_string())
+            })
+            .collect()
+    }
+}
 
 /// One lowering of a PBX's cost raised back within the gap (spec §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,8 +170,9 @@ pub struct Cycle {
 /// A PBX bound to an account (forever) and its rented configuration.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pbx {
-    pub pbx_id: String,
-    pub licenses: Vec<LicenseLine>,
+    pub pbx_id: CompactString,
+    /// The rented configuration, types interned by the price book.
+    pub licenses: Lines,
     pub firmware_major: u32,
     pub hosting: Hosting,
     /// The frozen price list (spec §5).
@@ -53,7 +198,7 @@ pub struct Totals {
 /// An account's state at its last breakpoint `since`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
-    pub account_id: String,
+    pub account_id: CompactString,
     pub opened_at: UnixSeconds,
     pub closed_at: Option<UnixSeconds>,
     /// Balance at `since`.
@@ -61,12 +206,18 @@ pub struct Account {
     /// The last breakpoint: nothing is accrued past it yet.
     pub since: UnixSeconds,
     pub suspended: bool,
-    pub pbxs: Vec<Pbx>,
+    /// Inline for the usual few PBXs: the fold reaches a PBX at a fixed
+    /// offset from its account, not through a second pointer (cache miss).
+    pub pbxs: SmallVec<[Pbx; 3]>,
     /// Σ PBX monthly costs at their frozen prices, suspended or not.
     pub configured_rate: Nano,
     /// Bit i set: reminder threshold i already told in this funding period.
     pub reminders_fired: u32,
     pub totals: Totals,
+    /// `t_zero` of the segment that starts at `since` (spec §6), kept equal
+    /// to `since + seconds_to_deplete(balance, enabled rate)` by every
+    /// breakpoint: derived, cached so the next breakpoint need not divide.
+    runout_at: Option<UnixSeconds>,
 }
 
 /// An interval of constant rate that starts at a breakpoint.
@@ -129,16 +280,17 @@ pub fn config_cost(licenses: &[LicenseLine], list: &PriceList) -> Result<Nano, S
 impl Account {
     pub fn open(account_id: &str, at: UnixSeconds) -> Account {
         Account {
-            account_id: account_id.to_owned(),
+            account_id: CompactString::from(account_id),
             opened_at: at,
             closed_at: None,
             balance: Nano::ZERO,
             since: at,
             suspended: false,
-            pbxs: Vec::new(),
+            pbxs: SmallVec::new(),
             configured_rate: Nano::ZERO,
             reminders_fired: 0,
             totals: Totals::default(),
+            runout_at: None,
         }
     }
 
@@ -166,6 +318,12 @@ impl Account {
 
     /// `t_zero` of the current segment, when something accrues (spec §6).
     pub fn runout(&self) -> Option<UnixSeconds> {
+        debug_assert_eq!(self.runout_at, self.compute_runout(), "stale runout");
+        self.runout_at
+    }
+
+    /// The runout from first principles (one i128 division).
+    fn compute_runout(&self) -> Option<UnixSeconds> {
         let rate = self.enabled_rate();
         if !rate.is_positive() || !self.balance.is_positive() {
             return None;
@@ -192,6 +350,11 @@ impl Account {
 
     pub fn pbx(&self, pbx_id: &str) -> Option<&Pbx> {
         self.pbxs.iter().find(|p| p.pbx_id == pbx_id)
+    }
+
+    /// Where `pbx_id` sits in `pbxs`.
+    pub fn pbx_slot(&self, pbx_id: &str) -> Option<usize> {
+        self.pbxs.iter().position(|p| p.pbx_id == pbx_id)
     }
 
     /// Time-driven notices due in `(t1, t2]`, assuming no further events.
@@ -233,10 +396,17 @@ impl Account {
     /// Accrues from `since` to `t` (a breakpoint), reporting reminders and
     /// depletion crossed on the way, in time order.
     pub fn advance<O: Observer>(&mut self, t: UnixSeconds, policy: &Policy, obs: &mut O) {
+        self.accrue_to(t, policy, obs);
+        self.runout_at = self.compute_runout();
+    }
+
+    /// [`Account::advance`] without refreshing the runout: `apply` does it
+    /// once after the event.
+    fn accrue_to<O: Observer>(&mut self, t: UnixSeconds, policy: &Policy, obs: &mut O) {
         if t <= self.since {
             return;
         }
-        if let Some(t_zero) = self.runout() {
+        if let Some(t_zero) = self.runout_at {
             for (i, threshold) in policy.reminder_thresholds_s.iter().enumerate() {
                 let due = t_zero - threshold;
                 if self.reminders_fired & (1 << i) == 0 && due > self.since && due <= t {
@@ -271,7 +441,9 @@ impl Account {
 
     /// After an event at `t`: immediate depletion (B = 0, r > 0) and the
     /// reminders whose threshold the event itself crossed (spec §11, §12).
+    /// Also refreshes the cached runout (the one division of a breakpoint).
     fn settle<O: Observer>(&mut self, t: UnixSeconds, policy: &Policy, obs: &mut O) {
+        self.runout_at = None;
         let rate = self.enabled_rate();
         if !rate.is_positive() {
             return;
@@ -282,6 +454,7 @@ impl Account {
             return;
         }
         let runtime = seconds_to_deplete(self.balance, rate);
+        self.runout_at = Some(self.since.saturating_add(runtime));
         for (i, threshold) in policy.reminder_thresholds_s.iter().enumerate() {
             if self.reminders_fired & (1 << i) == 0 && runtime <= *threshold {
                 self.reminders_fired |= 1 << i;
@@ -299,6 +472,20 @@ impl Account {
         policy: &Policy,
         obs: &mut O,
     ) -> Result<(), ApplyError> {
+        self.apply_at(at, body, PbxSlot::Lookup, prices, policy, obs)
+    }
+
+    /// [`Account::apply`] told where the event's PBX sits (the ledger knows
+    /// it from its PBX index), so no id is compared.
+    pub(crate) fn apply_at<O: Observer>(
+        &mut self,
+        at: UnixSeconds,
+        body: &EventBody,
+        slot: PbxSlot,
+        prices: &PriceBook,
+        policy: &Policy,
+        obs: &mut O,
+    ) -> Result<(), ApplyError> {
         if at < self.since {
             return Err(ApplyError(format!(
                 "event at {at} is earlier than the account's last event at {}",
@@ -308,7 +495,7 @@ impl Account {
         if self.is_closed() {
             return Err(ApplyError(format!("account {} is closed", self.account_id)));
         }
-        self.advance(at, policy, obs);
+        self.accrue_to(at, policy, obs);
         match body {
             EventBody::ConfigChanged {
                 pbx_id,
@@ -319,29 +506,39 @@ impl Account {
                 warnings,
                 ..
             } => {
-                let new_cost = if licenses.is_empty() {
-                    Nano::ZERO
+                let (lines, new_cost) = if licenses.is_empty() {
+                    (Lines::new(), Nano::ZERO)
                 } else {
-                    let list = price_version.and_then(|v| prices.get(&v)).ok_or_else(|| {
+                    let rates = price_version.and_then(|v| prices.rates(v)).ok_or_else(|| {
                         ApplyError(format!(
                             "configuration of PBX {pbx_id} names an unknown price list"
                         ))
                     })?;
-                    config_cost(licenses, list).map_err(|t| {
+                    let missing = |name: &str| {
                         ApplyError(format!(
-                            "license type {t} is not in price list {}",
-                            list.version
+                            "license type {name} is not in price list {}",
+                            rates.version
                         ))
-                    })?
+                    };
+                    let lines = prices.lines(licenses).map_err(|t| missing(&t))?;
+                    let cost = rates
+                        .cost(&lines)
+                        .map_err(|ty| missing(prices.type_name(ty)))?;
+                    (lines, cost)
                 };
                 let enabled = !self.suspended;
                 let gap = policy.compliance.max_gap_s;
-                let index = match self.pbxs.iter().position(|p| &p.pbx_id == pbx_id) {
+                let found = match slot {
+                    PbxSlot::Known(i) if i < self.pbxs.len() => Some(i),
+                    PbxSlot::Known(_) | PbxSlot::New => None,
+                    PbxSlot::Lookup => self.pbx_slot(pbx_id),
+                };
+                let index = match found {
                     Some(i) => i,
                     None => {
                         self.pbxs.push(Pbx {
-                            pbx_id: pbx_id.clone(),
-                            licenses: Vec::new(),
+                            pbx_id: CompactString::from(pbx_id.as_str()),
+                            licenses: Lines::new(),
                             firmware_major: *firmware_major,
                             hosting: *hosting,
                             price_version: None,
@@ -354,6 +551,7 @@ impl Account {
                     }
                 };
                 let pbx = &mut self.pbxs[index];
+                debug_assert_eq!(pbx.pbx_id, pbx_id.as_str(), "PBX slot");
                 let old_cost = pbx.monthly_cost;
                 if let Some((lowered_at, level)) = pbx.pending_lowering.take() {
                     if at - lowered_at < gap && new_cost >= level {
@@ -366,7 +564,7 @@ impl Account {
                 if enabled && new_cost < old_cost {
                     pbx.pending_lowering = Some((at, old_cost));
                 }
-                pbx.licenses.clone_from(licenses);
+                pbx.licenses = lines;
                 pbx.firmware_major = *firmware_major;
                 pbx.hosting = *hosting;
                 pbx.price_version = *price_version;
@@ -385,17 +583,19 @@ impl Account {
                 // Re-price only PBXs whose frozen list changes at this contact.
                 let stale =
                     |pbx: &Pbx| pbx.price_version != *price_version && !pbx.licenses.is_empty();
-                if let (Some(list), true) = (
-                    price_version.and_then(|v| prices.get(&v)),
+                if let (Some(rates), true) = (
+                    price_version.and_then(|v| prices.rates(v)),
                     self.pbxs.iter().any(stale),
                 ) {
                     let mut rate = Nano::ZERO;
                     for pbx in &mut self.pbxs {
-                        pbx.price_version = Some(list.version);
-                        pbx.monthly_cost = config_cost(&pbx.licenses, list).map_err(|t| {
+                        pbx.price_version = Some(rates.version);
+                        pbx.monthly_cost = rates.cost(&pbx.licenses).map_err(|ty| {
                             ApplyError(format!(
-                                "license type {t} of PBX {} is not in price list {}",
-                                pbx.pbx_id, list.version
+                                "license type {} of PBX {} is not in price list {}",
+                                prices.type_name(ty),
+                                pbx.pbx_id,
+                                rates.version
                             ))
                         })?;
                         rate = Nano(rate.0 + pbx.monthly_cost.0);
@@ -427,6 +627,7 @@ impl Account {
                 }
                 self.configured_rate = Nano::ZERO;
                 self.closed_at = Some(at);
+                self.runout_at = None;
                 return Ok(());
             }
             EventBody::AccountOpened { .. } | EventBody::PriceListPublished(_) => {
@@ -439,6 +640,18 @@ impl Account {
             self.balance.0,
             "conservation"
         );
+        debug_assert_eq!(self.runout_at, self.compute_runout(), "runout refreshed");
         Ok(())
     }
+}
+
+/// Where the PBX of a `ConfigChanged` sits in its account's `pbxs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PbxSlot {
+    /// At this index.
+    Known(usize),
+    /// Not yet configured: appended.
+    New,
+    /// Unknown to the caller: found by id.
+    Lookup,
 }

@@ -9,12 +9,15 @@ use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds};
 use super::prices::{PriceEntryInput, PriceList};
 use super::Hosting;
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 /// One rented license type and how many of it.
 #[derive(Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct LicenseLine {
-    pub license_type: String,
+    /// Inline up to 24 bytes: decoding a stored event allocates nothing for it.
+    pub license_type: CompactString,
     pub quantity: u32,
 }
 
@@ -74,15 +77,20 @@ pub struct Event {
 
 /// The accepted commands, with what `decide` resolved at that instant (the
 /// price-list version a contact froze), so a fold needs no other context.
+///
+/// Ids are inline strings and a configuration keeps two lines inline, so
+/// decoding a typical stored event allocates nothing. Serde sees them as a
+/// string and a sequence, exactly like `String` and `Vec`: the stored bytes
+/// are those of record version 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventBody {
     AccountOpened {
-        account_id: String,
+        account_id: CompactString,
     },
     ConfigChanged {
-        account_id: String,
-        pbx_id: String,
-        licenses: Vec<LicenseLine>,
+        account_id: CompactString,
+        pbx_id: CompactString,
+        licenses: SmallVec<[LicenseLine; 2]>,
         firmware_major: u32,
         hosting: Hosting,
         /// The list this PBX froze to at this contact (`None`: none in effect).
@@ -92,15 +100,15 @@ pub enum EventBody {
         warnings: Vec<String>,
     },
     ToppedUp {
-        account_id: String,
-        activation_key: String,
+        account_id: CompactString,
+        activation_key: CompactString,
         amount: Nano,
         /// The list every PBX of the account froze to at this contact.
         price_version: Option<u32>,
     },
     PriceListPublished(PriceList),
     AccountClosed {
-        account_id: String,
+        account_id: CompactString,
         /// The balance forfeited, recorded so an auditor sees it in the log.
         forfeited: Nano,
     },

@@ -4,7 +4,8 @@
 //! into the state. Replay is `apply` over the log, live is `decide` then
 //! `apply` of the same event, so they agree by construction.
 
-use super::account::{config_cost, Account, ApplyError, Observer, PriceBook, Quiet};
+pub use super::account::FastMap;
+use super::account::{config_cost, Account, ApplyError, Observer, PbxSlot, PriceBook, Quiet};
 use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
@@ -19,9 +20,6 @@ use super::prices::{check_succession, parse_price_list, PriceList};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
-
-/// Hash maps of the in-memory state: foldhash (fast, seeded per process).
-pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A redeemed activation key and the receipt of its top-up (spec §7: a retry
 /// with the same account and amount answers this receipt verbatim).
@@ -51,9 +49,13 @@ pub struct Ledger {
     /// Accounts in opening order; an account's index never changes.
     pub(crate) accounts: Vec<Account>,
     pub(crate) account_index: FastMap<CompactString, u32>,
-    /// PBX → index of its account, forever.
-    pub(crate) pbx_owner: FastMap<CompactString, u32>,
-    pub(crate) keys: FastMap<CompactString, KeyUse>,
+    /// PBX → (index of its account, forever; its slot in the account's `pbxs`).
+    pub(crate) pbx_owner: FastMap<CompactString, (u32, u32)>,
+    /// Activation key → index in `key_uses`. The map stays small (a slot is
+    /// an inline key and a u32), so redeeming a key touches one cache line
+    /// of it; the receipts are appended in order next to it.
+    pub(crate) keys: FastMap<CompactString, u32>,
+    pub(crate) key_uses: Vec<KeyUse>,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -98,6 +100,7 @@ impl Ledger {
             account_index: FastMap::default(),
             pbx_owner: FastMap::default(),
             keys: FastMap::default(),
+            key_uses: Vec::new(),
         }
     }
 
@@ -142,6 +145,13 @@ impl Ledger {
             .find(|list| list.effective_at <= at)
     }
 
+    /// The first redemption of an activation key.
+    pub fn key_use(&self, activation_key: &str) -> Option<&KeyUse> {
+        self.keys
+            .get(activation_key)
+            .map(|i| &self.key_uses[*i as usize])
+    }
+
     fn existing(&self, account_id: &str) -> Result<&Account, Rejection> {
         self.account(account_id)
             .ok_or_else(|| Rejection::not_found(format!("account {account_id} does not exist")))
@@ -170,7 +180,7 @@ impl Ledger {
                     )));
                 }
                 EventBody::AccountOpened {
-                    account_id: account_id.clone(),
+                    account_id: account_id.as_str().into(),
                 }
             }
             Command::ChangeConfig {
@@ -189,7 +199,7 @@ impl Ledger {
                 check_key(activation_key)?;
                 let amount = Nano::parse_bounded(amount, "top-up amount", Nano(1), MAX_TOP_UP)?;
                 let account = self.existing(account_id)?;
-                if let Some(used) = self.keys.get(activation_key.as_str()) {
+                if let Some(used) = self.key_use(activation_key) {
                     if self.accounts[used.account as usize].account_id == *account_id
                         && used.amount == amount
                     {
@@ -213,8 +223,8 @@ impl Ledger {
                     )));
                 }
                 EventBody::ToppedUp {
-                    account_id: account_id.clone(),
-                    activation_key: activation_key.clone(),
+                    account_id: account_id.as_str().into(),
+                    activation_key: activation_key.as_str().into(),
                     amount,
                     price_version: self.list_in_effect(at).map(|l| l.version),
                 }
@@ -244,7 +254,7 @@ impl Ledger {
                 check_id("account id", account_id)?;
                 let account = self.open_account(account_id)?;
                 EventBody::AccountClosed {
-                    account_id: account_id.clone(),
+                    account_id: account_id.as_str().into(),
                     forfeited: account.balance_at(at),
                 }
             }
@@ -307,7 +317,7 @@ impl Ledger {
                 "account {account_id} is closed"
             )));
         }
-        if let Some(owner) = self.pbx_owner.get(pbx_id) {
+        if let Some((owner, _)) = self.pbx_owner.get(pbx_id) {
             if self.accounts[*owner as usize].account_id != account_id {
                 return Err(Rejection::precondition(format!(
                     "PBX {pbx_id} belongs to another account; a PBX never changes account"
@@ -315,9 +325,9 @@ impl Ledger {
             }
         }
         let mut body = EventBody::ConfigChanged {
-            account_id: account_id.to_owned(),
-            pbx_id: pbx_id.to_owned(),
-            licenses: licenses.to_vec(),
+            account_id: account_id.into(),
+            pbx_id: pbx_id.into(),
+            licenses: licenses.iter().cloned().collect(),
             firmware_major,
             hosting,
             price_version: list.map(|l| l.version),
@@ -429,7 +439,7 @@ impl Ledger {
         let at = ev.at;
         let (account_id, pbx_id) = match &ev.body {
             EventBody::PriceListPublished(list) => {
-                self.prices.insert(list.version, list.clone());
+                self.prices.insert(list.clone())?;
                 return Ok(Receipt {
                     seq,
                     at,
@@ -461,30 +471,34 @@ impl Ledger {
             .account_index
             .get(account_id.as_str())
             .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
+        let account = &mut self.accounts[index as usize];
+        let mut slot = PbxSlot::Lookup;
         if let Some(pbx_id) = pbx_id {
             match self.pbx_owner.get(pbx_id.as_str()) {
-                Some(owner) if *owner != index => {
+                Some((owner, _)) if *owner != index => {
                     return Err(ApplyError(format!(
                         "PBX {pbx_id} is bound to another account"
                     )));
                 }
-                Some(_) => {}
+                Some((_, at_slot)) => slot = PbxSlot::Known(*at_slot as usize),
                 None => {
+                    let at_slot = u32::try_from(account.pbxs.len())
+                        .map_err(|_| ApplyError("too many PBXs".into()))?;
                     self.pbx_owner
-                        .insert(CompactString::from(pbx_id.as_str()), index);
+                        .insert(CompactString::from(pbx_id.as_str()), (index, at_slot));
+                    slot = PbxSlot::New;
                 }
             }
         }
-        let account = &mut self.accounts[index as usize];
         match notices {
             Some(out) => {
                 let mut obs = AtEvent {
                     account_id,
                     notices: out,
                 };
-                account.apply(at, &ev.body, &self.prices, &self.policy, &mut obs)?;
+                account.apply_at(at, &ev.body, slot, &self.prices, &self.policy, &mut obs)?;
             }
-            None => account.apply(at, &ev.body, &self.prices, &self.policy, &mut Quiet)?,
+            None => account.apply_at(at, &ev.body, slot, &self.prices, &self.policy, &mut Quiet)?,
         }
         let receipt = Receipt {
             seq,
@@ -497,20 +511,26 @@ impl Ledger {
             ..
         } = &ev.body
         {
-            let used = KeyUse {
+            let ordinal = u32::try_from(self.key_uses.len())
+                .map_err(|_| ApplyError("too many activation keys".into()))?;
+            match self
+                .keys
+                .entry(CompactString::from(activation_key.as_str()))
+            {
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    return Err(ApplyError(format!(
+                        "activation key {activation_key} is redeemed twice"
+                    )));
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(ordinal);
+                }
+            }
+            self.key_uses.push(KeyUse {
                 account: index,
                 amount: *amount,
                 receipt,
-            };
-            if self
-                .keys
-                .insert(CompactString::from(activation_key.as_str()), used)
-                .is_some()
-            {
-                return Err(ApplyError(format!(
-                    "activation key {activation_key} is redeemed twice"
-                )));
-            }
+            });
         }
         Ok(receipt)
     }
@@ -529,7 +549,7 @@ impl Ledger {
             raw.clear();
             account.pending_notices(&self.policy, t1, t2, &mut raw);
             out.extend(raw.iter().map(|(kind, at, threshold_s)| Notice {
-                account_id: account.account_id.clone(),
+                account_id: account.account_id.to_string(),
                 at: *at,
                 kind: *kind,
                 threshold_s: *threshold_s,

@@ -91,7 +91,7 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
         .map(|pbx| {
             let list = pbx.price_version.and_then(|v| prices.get(&v));
             PbxView {
-                pbx_id: pbx.pbx_id.clone(),
+                pbx_id: pbx.pbx_id.to_string(),
                 price_list_version: pbx.price_version,
                 enabled: !closed && !suspended,
                 monthly_cost: pbx.monthly_cost,
@@ -99,12 +99,13 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
                     .licenses
                     .iter()
                     .map(|line| {
+                        let name = prices.type_name(line.ty);
                         let tiers = list
-                            .and_then(|l| l.entries.get(line.license_type.as_str()))
+                            .and_then(|l| l.entries.get(name))
                             .map(|tiers| tier_breakdown(tiers, line.quantity))
                             .unwrap_or_default();
                         LicenseView {
-                            license_type: line.license_type.clone(),
+                            license_type: name.to_owned(),
                             quantity: line.quantity,
                             monthly_cost: Nano(tiers.iter().map(|t| t.cost.0).sum()),
                             tiers,
@@ -116,7 +117,7 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
         })
         .collect();
     AccountView {
-        account_id: account.account_id.clone(),
+        account_id: account.account_id.to_string(),
         at: t,
         balance: if closed {
             Nano::ZERO
@@ -367,7 +368,7 @@ pub fn statement(
                 }
                 EventBody::ConfigChanged { pbx_id, .. } => {
                     let mut line = Lines::line(ev.at, LineKind::ConfigChange, Nano::ZERO);
-                    line.pbx_id = Some(pbx_id.clone());
+                    line.pbx_id = Some(pbx_id.to_string());
                     lines.lines.push(line);
                 }
                 EventBody::ToppedUp {
@@ -376,7 +377,7 @@ pub fn statement(
                     ..
                 } => {
                     let mut line = Lines::line(ev.at, LineKind::TopUp, *amount);
-                    line.activation_key = Some(activation_key.clone());
+                    line.activation_key = Some(activation_key.to_string());
                     lines.lines.push(line);
                 }
                 EventBody::AccountClosed { forfeited, .. } => {
@@ -523,7 +524,7 @@ impl Ledger {
                 if flagged {
                     entries.push(ComplianceEntry {
                         account_id: account_id.to_owned(),
-                        pbx_id: pbx.pbx_id.clone(),
+                        pbx_id: pbx.pbx_id.to_string(),
                         cycles,
                     });
                 }

@@ -62,7 +62,7 @@ pub fn license_lines(lines: &[(&str, u32)]) -> Vec<LicenseLine> {
     lines
         .iter()
         .map(|(license_type, quantity)| LicenseLine {
-            license_type: license_type.to_string(),
+            license_type: (*license_type).into(),
             quantity: *quantity,
         })
         .collect()

@@ -131,8 +131,14 @@ pub struct FrameBuilder {
 impl FrameBuilder {
     /// Starts a frame whose first record will have `first_seq`.
     pub fn new(first_seq: u64, prev_hash: &Hash) -> FrameBuilder {
+        FrameBuilder::with_capacity(first_seq, prev_hash, 4096)
+    }
+
+    /// [`FrameBuilder::new`] with room for `bytes` of records (no regrowth
+    /// when the caller knows the batch).
+    pub fn with_capacity(first_seq: u64, prev_hash: &Hash, bytes: usize) -> FrameBuilder {
         FrameBuilder {
-            buf: Vec::with_capacity(4096),
+            buf: Vec::with_capacity(bytes.min(MAX_FRAME_BYTES + MAX_EVENT_BYTES + 16)),
             prev_hash: *prev_hash,
             first_seq,
             count: 0,
@@ -201,19 +207,26 @@ pub enum FrameDefect {
 /// compresses it with LZ4 when that is smaller, and appends the frame CRC.
 /// (Public so tests can play a careless intruder who fixes this CRC only.)
 pub fn seal_frame(count: u16, prev_hash: &Hash, body: &[u8]) -> Vec<u8> {
-    let packed = lz4_flex::block::compress(body);
-    let (codec, stored) = if packed.len() < body.len() {
-        (CODEC_LZ4, &packed[..])
-    } else {
-        (CODEC_RAW, body)
+    // Compress straight into the frame (no intermediate buffer); fall back
+    // to the raw body when LZ4 does not make it smaller.
+    let bound = lz4_flex::block::get_maximum_output_size(body.len());
+    let mut out = vec![0u8; FRAME_HEADER_BYTES + bound.max(body.len()) + 4];
+    out[0] = FRAME_VERSION_1;
+    out[2..4].copy_from_slice(&count.to_be_bytes());
+    out[4..36].copy_from_slice(prev_hash);
+    out[36..FRAME_HEADER_BYTES].copy_from_slice(&(body.len() as u32).to_be_bytes());
+    let stored_len = match lz4_flex::block::compress_into(body, &mut out[FRAME_HEADER_BYTES..]) {
+        Ok(n) if n < body.len() => {
+            out[1] = CODEC_LZ4;
+            n
+        }
+        _ => {
+            out[1] = CODEC_RAW;
+            out[FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + body.len()].copy_from_slice(body);
+            body.len()
+        }
     };
-    let mut out = Vec::with_capacity(FRAME_HEADER_BYTES + stored.len() + 4);
-    out.push(FRAME_VERSION_1);
-    out.push(codec);
-    out.extend_from_slice(&count.to_be_bytes());
-    out.extend_from_slice(prev_hash);
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(stored);
+    out.truncate(FRAME_HEADER_BYTES + stored_len);
     let crc = crc32fast::hash(&out);
     out.extend_from_slice(&crc.to_be_bytes());
     out

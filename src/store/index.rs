@@ -6,9 +6,10 @@
 //! is saved next to each state snapshot (one value, sequential), and is
 //! caught up from the log after it (`through` is the last seq indexed).
 
-use std::collections::HashMap;
+use compact_str::CompactString;
 
 use super::codec::{get_uvarint, put_uvarint};
+use crate::domain::ledger::FastMap;
 
 /// Layout version of a saved index.
 const INDEX_VERSION_1: u8 = 1;
@@ -18,7 +19,7 @@ const INDEX_VERSION_1: u8 = 1;
 pub struct AccountIndex {
     /// Last seq folded into the index.
     pub through: u64,
-    map: HashMap<String, Vec<u64>>,
+    map: FastMap<CompactString, Vec<u64>>,
 }
 
 impl AccountIndex {
@@ -29,7 +30,7 @@ impl AccountIndex {
             match self.map.get_mut(id) {
                 Some(seqs) => seqs.push(seq),
                 None => {
-                    self.map.insert(id.to_owned(), vec![seq]);
+                    self.map.insert(CompactString::from(id), vec![seq]);
                 }
             }
         }
@@ -46,7 +47,7 @@ impl AccountIndex {
     /// seq delta LEB128)`, accounts sorted by id (deterministic bytes).
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::with_capacity(16 * self.map.len());
-        let mut ids: Vec<&String> = self.map.keys().collect();
+        let mut ids: Vec<&CompactString> = self.map.keys().collect();
         ids.sort_unstable();
         put_uvarint(&mut body, ids.len() as u64);
         for id in ids {
@@ -81,12 +82,15 @@ impl AccountIndex {
         }
         let mut pos = 0;
         let n = get_uvarint(body, &mut pos)?;
-        let mut map = HashMap::with_capacity(usize::try_from(n).ok()?.min(1 << 20));
+        let mut map = FastMap::with_capacity_and_hasher(
+            usize::try_from(n).ok()?.min(1 << 20),
+            Default::default(),
+        );
         for _ in 0..n {
             let len = usize::try_from(get_uvarint(body, &mut pos)?).ok()?;
-            let id = std::str::from_utf8(body.get(pos..pos.checked_add(len)?)?)
-                .ok()?
-                .to_owned();
+            let id = CompactString::from(
+                std::str::from_utf8(body.get(pos..pos.checked_add(len)?)?).ok()?,
+            );
             pos += len;
             let count = get_uvarint(body, &mut pos)?;
             let mut seqs = Vec::with_capacity(usize::try_from(count).ok()?.min(1 << 20));

@@ -91,7 +91,7 @@ pub fn replay_onto(
                 seq,
                 what: format!("record at {at} holds an event at {}", ev.at),
             });
-        } else if let Err(e) = ledger.apply(seq, &ev) {
+        } else if let Err(e) = ledger.apply_quiet(seq, &ev) {
             failure = Some(StoreError::Corrupt {
                 seq,
                 what: format!("replay: {e}"),

@@ -20,7 +20,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::codec::{
     self, decode_frame, decode_head, encode_head, record_hash, FrameBuilder, FrameDefect, Hash,
-    RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES,
+    RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES, MAX_RECORDS_PER_FRAME,
 };
 use super::index::AccountIndex;
 use super::{Head, Indexed, LogStore, Snapshot, SnapshotState, StoreError, StoredRecord};
@@ -464,14 +464,14 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
             match frame {
                 Ok(fr) => {
                     expect = Some(first + fr.records.len() as u64);
+                    // One lock per frame, not per record.
+                    let mut ix = self.index_mut();
                     for r in fr.records.iter().filter(|r| r.seq >= from_seq) {
                         match decode_event::<E>(r) {
                             Ok(ev) => {
-                                let mut ix = self.index_mut();
                                 if ix.through + 1 == r.seq {
                                     ix.add(r.seq, ev.account_id());
                                 }
-                                drop(ix);
                                 f(r.seq, r.at, ev)
                             }
                             Err(e) => {
@@ -507,11 +507,13 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         let mut prev = self.head.hash;
         let mut last_at = self.head.at;
         let mut log_batch = sled::Batch::default();
-        let mut frame = FrameBuilder::new(seq, &prev);
+        // Room for the batch's records up front (typical record < 96 bytes).
+        let room = |left: usize| left.min(MAX_RECORDS_PER_FRAME) * 96;
+        let mut frame = FrameBuilder::with_capacity(seq, &prev, room(batch.len()));
         let mut frame_first = seq;
         let mut scratch = Vec::with_capacity(256);
         let mut seqs = Vec::with_capacity(batch.len());
-        for (at, ev) in batch {
+        for (i, (at, ev)) in batch.iter().enumerate() {
             if *at < last_at && seq > 1 {
                 return Err(StoreError::AtGoesBackwards { at: *at, last_at });
             }
@@ -525,7 +527,8 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
                 });
             }
             if frame.is_full() {
-                let done = std::mem::replace(&mut frame, FrameBuilder::new(seq, &prev));
+                let next = FrameBuilder::with_capacity(seq, &prev, room(batch.len() - i));
+                let done = std::mem::replace(&mut frame, next);
                 log_batch.insert(&seq_key(frame_first), done.finish());
                 frame_first = seq;
             }

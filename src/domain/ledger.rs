@@ -13,6 +13,7 @@ use super::event::{
 use super::ids::{
     check_id, check_key, check_license_type, MAX_LICENSE_LINES, MAX_QUANTITY, MIN_FIRMWARE_MAJOR,
 };
+use super::keys::KeyBook;
 use super::money::{
     seconds_to_deplete, Nano, UnixSeconds, MAX_ACCOUNT_MONTHLY_RATE, MAX_BALANCE, MAX_TOP_UP,
 };
@@ -51,11 +52,8 @@ pub struct Ledger {
     pub(crate) account_index: FastMap<CompactString, u32>,
     /// PBX → (index of its account, forever; its slot in the account's `pbxs`).
     pub(crate) pbx_owner: FastMap<CompactString, (u32, u32)>,
-    /// Activation key → index in `key_uses`. The map stays small (a slot is
-    /// an inline key and a u32), so redeeming a key touches one cache line
-    /// of it; the receipts are appended in order next to it.
-    pub(crate) keys: FastMap<CompactString, u32>,
-    pub(crate) key_uses: Vec<KeyUse>,
+    /// Activation key → its first redemption.
+    pub(crate) keys: KeyBook,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -99,8 +97,7 @@ impl Ledger {
             accounts: Vec::new(),
             account_index: FastMap::default(),
             pbx_owner: FastMap::default(),
-            keys: FastMap::default(),
-            key_uses: Vec::new(),
+            keys: KeyBook::default(),
         }
     }
 
@@ -147,9 +144,7 @@ impl Ledger {
 
     /// The first redemption of an activation key.
     pub fn key_use(&self, activation_key: &str) -> Option<&KeyUse> {
-        self.keys
-            .get(activation_key)
-            .map(|i| &self.key_uses[*i as usize])
+        self.keys.get(activation_key)
     }
 
     fn existing(&self, account_id: &str) -> Result<&Account, Rejection> {
@@ -511,26 +506,16 @@ impl Ledger {
             ..
         } = &ev.body
         {
-            let ordinal = u32::try_from(self.key_uses.len())
-                .map_err(|_| ApplyError("too many activation keys".into()))?;
-            match self
-                .keys
-                .entry(CompactString::from(activation_key.as_str()))
-            {
-                std::collections::hash_map::Entry::Occupied(_) => {
-                    return Err(ApplyError(format!(
-                        "activation key {activation_key} is redeemed twice"
-                    )));
-                }
-                std::collections::hash_map::Entry::Vacant(slot) => {
-                    slot.insert(ordinal);
-                }
-            }
-            self.key_uses.push(KeyUse {
+            let used = KeyUse {
                 account: index,
                 amount: *amount,
                 receipt,
-            });
+            };
+            if !self.keys.insert(activation_key, used) {
+                return Err(ApplyError(format!(
+                    "activation key {activation_key} is redeemed twice"
+                )));
+            }
         }
         Ok(receipt)
     }

@@ -7,6 +7,7 @@
 //! - [`event`]: commands, events (the stored facts), receipts, notices, policy.
 //! - [`account`]: one account's timeline: accrual, depletion, reminders.
 //! - [`ledger`]: `decide` and `apply` over the whole ledger.
+//! - [`keys`]: the redeemed activation keys, laid out for a fast fold.
 //! - [`license_model`]: the innovaphone V13 license rules as a versioned
 //!   catalogue recorded with each price list (seed 003).
 //! - [`report`]: views, statements, notice history, compliance report.
@@ -17,6 +18,7 @@ pub mod account;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod keys;
 pub mod ledger;
 pub mod license_model;
 pub mod money;

@@ -579,11 +579,80 @@ impl Ledger {
         events: impl IntoIterator<Item = &'a Event>,
     ) -> Result<Ledger, ApplyError> {
         let mut ledger = Ledger::new(policy);
-        for (i, ev) in events.into_iter().enumerate() {
-            ledger.apply_quiet(i as u64 + 1, ev)?;
-        }
+        ledger.apply_quiet_all(events)?;
         Ok(ledger)
     }
+
+    /// [`Ledger::apply_quiet`] of consecutive records (seqs from
+    /// `last_seq + 1`), software-pipelined: while one event is folded, the
+    /// state of the event [`LOOKAHEAD`] places later is already on its way
+    /// into the cache ([`Ledger::prefetch`]). The same fold, only faster on
+    /// a state larger than the caches.
+    pub fn apply_quiet_all<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a Event>,
+    ) -> Result<(), ApplyError> {
+        let mut events = events.into_iter();
+        let mut window: std::collections::VecDeque<&Event> =
+            std::collections::VecDeque::with_capacity(LOOKAHEAD + 1);
+        loop {
+            while window.len() <= LOOKAHEAD {
+                let Some(ev) = events.next() else { break };
+                self.prefetch(ev);
+                window.push_back(ev);
+            }
+            let Some(ev) = window.pop_front() else {
+                return Ok(());
+            };
+            self.apply_quiet(self.last_seq + 1, ev)?;
+        }
+    }
+
+    /// A hint, never a decision: starts loading into the cache the account
+    /// and PBX state `ev` will touch. Lookups that find nothing (the event
+    /// opens the account, or an earlier event of the window does) do nothing.
+    #[inline]
+    pub fn prefetch(&self, ev: &Event) {
+        let Some(id) = ev.account_id() else { return };
+        if let Some(account) = self
+            .account_index
+            .get(id)
+            .and_then(|i| self.accounts.get(*i as usize))
+        {
+            prefetch_lines(account, 4);
+        }
+        if let EventBody::ConfigChanged { pbx_id, .. } = &ev.body {
+            if let Some(pbx) = self.pbx_owner.get(pbx_id.as_str()).and_then(|(a, slot)| {
+                self.accounts
+                    .get(*a as usize)
+                    .and_then(|acc| acc.pbxs.get(*slot as usize))
+            }) {
+                prefetch_lines(pbx, 3);
+            }
+        }
+    }
+}
+
+/// How many events ahead [`Ledger::apply_quiet_all`] prefetches (measured
+/// with `cargo bench --bench fold`: 1, 2, 4, 8).
+pub const LOOKAHEAD: usize = 2;
+
+/// Asks the CPU to start loading the first `lines` cache lines of `value`.
+#[inline(always)]
+fn prefetch_lines<T>(value: &T, lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let base = (value as *const T).cast::<i8>();
+        for line in 0..lines.min(std::mem::size_of::<T>().div_ceil(64)) {
+            // SAFETY: a prefetch is only a hint to the cache: it never
+            // faults and never reads memory into the program, and the
+            // address stays inside `value`.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(line * 64)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (value, lines);
 }
 
 /// Folds one account's own events (in log order) into a fresh account,

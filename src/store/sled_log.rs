@@ -417,7 +417,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     fn load_index(&mut self) -> Result<(), StoreError> {
         for item in self.index_tree.iter().rev() {
             let (_, v) = item?;
-            match AccountIndex::decode(&v) {
+            match AccountIndex::decode(&v, self.head.seq) {
                 Some(ix) if ix.through <= self.head.seq => {
                     *self.index_mut() = ix;
                     return Ok(());
@@ -586,7 +586,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
 
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError> {
         self.catch_up_index()?;
-        let mut seqs = self.index_mut().seqs(account_id).to_vec();
+        let mut seqs = self.index_mut().seqs(account_id);
         seqs.retain(|&s| s <= self.head.seq);
         let mut out = Vec::with_capacity(seqs.len());
         let mut i = 0;

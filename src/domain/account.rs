@@ -173,22 +173,26 @@ pub struct Cycle {
 }
 
 /// A PBX bound to an account (forever) and its rented configuration.
+///
+/// `repr(C)`, fields in the order the fold reads them: what a configuration
+/// change or a top-up touches sits in the first two cache lines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(C)]
 pub struct Pbx {
-    pub pbx_id: CompactString,
-    /// The rented configuration, types interned by the price book.
-    pub licenses: Lines,
-    pub firmware_major: u32,
-    pub hosting: Hosting,
-    /// The frozen price list (spec §5).
-    pub price_version: Option<u32>,
     /// Monthly cost at the frozen prices.
     pub monthly_cost: Nano,
     /// A lowering while enabled, waiting for the next change: (at, cost before).
     pub pending_lowering: Option<(UnixSeconds, Nano)>,
-    pub cycles: Vec<Cycle>,
+    /// The rented configuration, types interned by the price book.
+    pub licenses: Lines,
+    /// The frozen price list (spec §5).
+    pub price_version: Option<u32>,
+    pub firmware_major: u32,
+    pub hosting: Hosting,
     /// License-model warnings of the last configuration change.
     pub warnings: Vec<String>,
+    pub cycles: Vec<Cycle>,
+    pub pbx_id: CompactString,
 }
 
 /// Running totals that make the conservation law checkable at any time:
@@ -201,28 +205,32 @@ pub struct Totals {
 }
 
 /// An account's state at its last breakpoint `since`.
+///
+/// `repr(C)`: what every event reads and writes comes first (three cache
+/// lines the fold prefetches), the PBXs last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[repr(C)]
 pub struct Account {
-    pub account_id: CompactString,
-    pub opened_at: UnixSeconds,
-    pub closed_at: Option<UnixSeconds>,
     /// Balance at `since`.
     pub balance: Nano,
-    /// The last breakpoint: nothing is accrued past it yet.
-    pub since: UnixSeconds,
-    pub suspended: bool,
-    /// Inline for the usual few PBXs: the fold reaches a PBX at a fixed
-    /// offset from its account, not through a second pointer (cache miss).
-    pub pbxs: SmallVec<[Pbx; 3]>,
     /// Σ PBX monthly costs at their frozen prices, suspended or not.
     pub configured_rate: Nano,
-    /// Bit i set: reminder threshold i already told in this funding period.
-    pub reminders_fired: u32,
     pub totals: Totals,
+    /// The last breakpoint: nothing is accrued past it yet.
+    pub since: UnixSeconds,
     /// `t_zero` of the segment that starts at `since` (spec §6), kept equal
     /// to `since + seconds_to_deplete(balance, enabled rate)` by every
     /// breakpoint: derived, cached so the next breakpoint need not divide.
     runout_at: Option<UnixSeconds>,
+    pub closed_at: Option<UnixSeconds>,
+    /// Bit i set: reminder threshold i already told in this funding period.
+    pub reminders_fired: u32,
+    pub suspended: bool,
+    pub opened_at: UnixSeconds,
+    pub account_id: CompactString,
+    /// Inline for the usual few PBXs: the fold reaches a PBX at a fixed
+    /// offset from its account, not through a second pointer (cache miss).
+    pub pbxs: SmallVec<[Pbx; 3]>,
 }
 
 /// An interval of constant rate that starts at a breakpoint.

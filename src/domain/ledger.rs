@@ -628,7 +628,12 @@ impl Ledger {
             .get(id)
             .and_then(|i| self.accounts.get(*i as usize))
         {
-            prefetch_lines(account, 4);
+            // The header; a top-up also reads every PBX (its frozen list).
+            let lines = match ev.body {
+                EventBody::ToppedUp { .. } => 12,
+                _ => 3,
+            };
+            prefetch_lines(account, lines);
         }
     }
 

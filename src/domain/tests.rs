@@ -570,3 +570,24 @@ fn continuous_use_cycles_are_reported() {
         .entries
         .is_empty());
 }
+
+#[test]
+fn a_log_cannot_publish_an_older_price_list_after_a_newer_one() {
+    // `decide` never produces it; a tampered log that does is refused by
+    // `apply`, not folded over the newer list.
+    let mut sim = Sim::new(Policy::default());
+    sim.run(&prices(2, 0, &[("A", &[(1, "1")])]), T0).unwrap();
+    let Ok(super::Decision::Append(mut older)) =
+        super::Ledger::new(Policy::default()).decide(&prices(1, 0, &[("A", &[(1, "9")])]), T0)
+    else {
+        panic!("an empty ledger accepts version 1");
+    };
+    older.at = T0;
+    let seq = sim.ledger.last_seq() + 1;
+    let err = sim.ledger.apply(seq, &older).unwrap_err();
+    assert!(
+        err.0.contains("version 1 is published after version 2"),
+        "{err}"
+    );
+    assert_eq!(sim.ledger.prices().len(), 1);
+}

@@ -230,4 +230,57 @@ mod tests {
                 .collect::<Vec<_>>()
         );
     }
+
+    #[test]
+    fn a_record_the_fold_refuses_is_named_by_its_seq() {
+        // Records the store accepts (checksums and chain are fine) but the
+        // domain cannot fold: the error names the exact seq, wherever it
+        // falls in the batches the replay folds at a time.
+        use crate::domain::{EventBody, Nano};
+        for bad_at in [2u64, 1500] {
+            let tmp = tempfile::tempdir().expect("tempdir");
+            let mut log = EventLog::open(
+                tmp.path(),
+                StoreOptions {
+                    snapshot_every_records: u64::MAX,
+                    fdatasync: false,
+                },
+            )
+            .expect("open");
+            let at = 1_700_000_000;
+            let mut batch = vec![(
+                at,
+                Event {
+                    at,
+                    body: EventBody::AccountOpened {
+                        account_id: "a".into(),
+                    },
+                },
+            )];
+            for seq in 2..=2000u64 {
+                let account_id = if seq == bad_at { "nobody" } else { "a" };
+                batch.push((
+                    at,
+                    Event {
+                        at,
+                        body: EventBody::ToppedUp {
+                            account_id: account_id.into(),
+                            activation_key: format!("KEY-{seq:08}").into(),
+                            amount: Nano(1),
+                            price_version: None,
+                        },
+                    },
+                ));
+            }
+            log.append(&batch).expect("append");
+            drop(log);
+            match open_ledger(tmp.path(), Policy::default()) {
+                Err(StoreError::Corrupt { seq, what }) => {
+                    assert_eq!(seq, bad_at, "{what}");
+                    assert!(what.contains("nobody"), "{what}");
+                }
+                other => panic!("expected a corrupt log, got {:?}", other.map(|_| ())),
+            }
+        }
+    }
 }

@@ -10,6 +10,7 @@ use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
 };
+use super::idmap::IdMap;
 use super::ids::{
     check_id, check_key, check_license_type, MAX_LICENSE_LINES, MAX_QUANTITY, MIN_FIRMWARE_MAJOR,
 };
@@ -17,8 +18,8 @@ use super::keys::KeyBook;
 use super::money::{
     seconds_to_deplete, Nano, UnixSeconds, MAX_ACCOUNT_MONTHLY_RATE, MAX_BALANCE, MAX_TOP_UP,
 };
+use super::prefetch;
 use super::prices::{check_succession, parse_price_list, PriceList};
-use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -49,9 +50,9 @@ pub struct Ledger {
     pub(crate) prices: PriceBook,
     /// Accounts in opening order; an account's index never changes.
     pub(crate) accounts: Vec<Account>,
-    pub(crate) account_index: FastMap<CompactString, u32>,
+    pub(crate) account_index: IdMap<u32>,
     /// PBX → (index of its account, forever; its slot in the account's `pbxs`).
-    pub(crate) pbx_owner: FastMap<CompactString, (u32, u32)>,
+    pub(crate) pbx_owner: IdMap<(u32, u32)>,
     /// Activation key → its first redemption.
     pub(crate) keys: KeyBook,
 }
@@ -95,8 +96,8 @@ impl Ledger {
             last_at: 0,
             prices: PriceBook::new(),
             accounts: Vec::new(),
-            account_index: FastMap::default(),
-            pbx_owner: FastMap::default(),
+            account_index: IdMap::new(),
+            pbx_owner: IdMap::new(),
             keys: KeyBook::default(),
         }
     }
@@ -118,7 +119,7 @@ impl Ledger {
     pub fn account(&self, account_id: &str) -> Option<&Account> {
         self.account_index
             .get(account_id)
-            .map(|i| &self.accounts[*i as usize])
+            .map(|i| &self.accounts[i as usize])
     }
     /// Account ids in sorted order (stable output for reports).
     pub fn account_ids(&self) -> Vec<&str> {
@@ -313,7 +314,7 @@ impl Ledger {
             )));
         }
         if let Some((owner, _)) = self.pbx_owner.get(pbx_id) {
-            if self.accounts[*owner as usize].account_id != account_id {
+            if self.accounts[owner as usize].account_id != account_id {
                 return Err(Rejection::precondition(format!(
                     "PBX {pbx_id} belongs to another account; a PBX never changes account"
                 )));
@@ -447,8 +448,7 @@ impl Ledger {
                 }
                 let index = u32::try_from(self.accounts.len())
                     .map_err(|_| ApplyError("too many accounts".into()))?;
-                self.account_index
-                    .insert(CompactString::from(account_id.as_str()), index);
+                self.account_index.insert(account_id, index);
                 self.accounts.push(Account::open(account_id, at));
                 return Ok(Receipt {
                     seq,
@@ -462,7 +462,7 @@ impl Ledger {
             EventBody::ToppedUp { account_id, .. }
             | EventBody::AccountClosed { account_id, .. } => (account_id, None),
         };
-        let index = *self
+        let index = self
             .account_index
             .get(account_id.as_str())
             .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
@@ -470,17 +470,16 @@ impl Ledger {
         let mut slot = PbxSlot::Lookup;
         if let Some(pbx_id) = pbx_id {
             match self.pbx_owner.get(pbx_id.as_str()) {
-                Some((owner, _)) if *owner != index => {
+                Some((owner, _)) if owner != index => {
                     return Err(ApplyError(format!(
                         "PBX {pbx_id} is bound to another account"
                     )));
                 }
-                Some((_, at_slot)) => slot = PbxSlot::Known(*at_slot as usize),
+                Some((_, at_slot)) => slot = PbxSlot::Known(at_slot as usize),
                 None => {
                     let at_slot = u32::try_from(account.pbxs.len())
                         .map_err(|_| ApplyError("too many PBXs".into()))?;
-                    self.pbx_owner
-                        .insert(CompactString::from(pbx_id.as_str()), (index, at_slot));
+                    self.pbx_owner.insert(pbx_id, (index, at_slot));
                     slot = PbxSlot::New;
                 }
             }
@@ -585,24 +584,25 @@ impl Ledger {
 
     /// [`Ledger::apply_quiet`] of consecutive records (seqs from
     /// `last_seq + 1`), software-pipelined: while one event is folded, the
-    /// state of the event [`LOOKAHEAD`] places later is already on its way
-    /// into the cache ([`Ledger::prefetch`]). The same fold, only faster on
-    /// a state larger than the caches.
+    /// id-map slots of the event [`AHEAD_SLOTS`] places later and the
+    /// account and PBX state of the one [`AHEAD_STATE`] places later are
+    /// already on their way into the cache. The prefetches are hints: the
+    /// fold is the same, only faster on a state larger than the caches.
     pub fn apply_quiet_all<'a>(
         &mut self,
         events: impl IntoIterator<Item = &'a Event>,
     ) -> Result<(), ApplyError> {
         let mut events = events.into_iter();
         let mut window: std::collections::VecDeque<&Event> =
-            std::collections::VecDeque::with_capacity(LOOKAHEAD + 1);
+            std::collections::VecDeque::with_capacity(AHEAD_SLOTS + 1);
         loop {
-            while window.len() <= LOOKAHEAD {
+            while window.len() <= AHEAD_SLOTS {
                 let Some(ev) = events.next() else { break };
-                self.prefetch_account(ev);
+                self.prefetch_slots(ev);
                 window.push_back(ev);
             }
-            if let Some(ev) = window.get(PBX_LOOKAHEAD) {
-                self.prefetch_pbx(ev);
+            if let Some(ev) = window.get(AHEAD_STATE) {
+                self.prefetch_state(ev);
             }
             let Some(ev) = window.pop_front() else {
                 return Ok(());
@@ -611,70 +611,51 @@ impl Ledger {
         }
     }
 
-    /// A hint, never a decision: starts loading into the cache the account
-    /// and PBX state `ev` will touch. Lookups that find nothing (the event
-    /// opens the account, or an earlier event of the window does) do nothing.
+    /// Stage 1 of the pipeline: the id-map slots the event's ids probe.
     #[inline]
-    pub fn prefetch(&self, ev: &Event) {
-        self.prefetch_account(ev);
-        self.prefetch_pbx(ev);
+    fn prefetch_slots(&self, ev: &Event) {
+        if let Some(id) = ev.account_id() {
+            self.account_index.prefetch(id);
+        }
+        if let EventBody::ConfigChanged { pbx_id, .. } = &ev.body {
+            self.pbx_owner.prefetch(pbx_id);
+        }
     }
 
+    /// Stage 2: the account and PBX state (their slots are cached by now).
+    /// Ids not found (opened by an event in between) are skipped.
     #[inline]
-    fn prefetch_account(&self, ev: &Event) {
+    fn prefetch_state(&self, ev: &Event) {
         let Some(id) = ev.account_id() else { return };
         if let Some(account) = self
             .account_index
             .get(id)
-            .and_then(|i| self.accounts.get(*i as usize))
+            .and_then(|i| self.accounts.get(i as usize))
         {
             // The header; a top-up also reads every PBX (its frozen list).
             let lines = match ev.body {
                 EventBody::ToppedUp { .. } => 12,
                 _ => 3,
             };
-            prefetch_lines(account, lines);
+            prefetch::lines(account, lines);
         }
-    }
-
-    #[inline]
-    fn prefetch_pbx(&self, ev: &Event) {
         if let EventBody::ConfigChanged { pbx_id, .. } = &ev.body {
-            if let Some(pbx) = self.pbx_owner.get(pbx_id.as_str()).and_then(|(a, slot)| {
+            if let Some(pbx) = self.pbx_owner.get(pbx_id).and_then(|(a, slot)| {
                 self.accounts
-                    .get(*a as usize)
-                    .and_then(|acc| acc.pbxs.get(*slot as usize))
+                    .get(a as usize)
+                    .and_then(|acc| acc.pbxs.get(slot as usize))
             }) {
-                prefetch_lines(pbx, 3);
+                prefetch::lines(pbx, 3);
             }
         }
     }
 }
 
-/// How many events ahead [`Ledger::apply_quiet_all`] prefetches the
-/// account, then the PBX (whose owner lookup is itself a miss, so it waits
-/// for fewer events). Measured with `cargo bench --bench fold`:
-/// (2, 2) 3.44, (4, 1) 3.80, (6, 2) 3.88, (8, 3) 3.57 M events/s.
-pub const LOOKAHEAD: usize = 6;
-const PBX_LOOKAHEAD: usize = 2;
-
-/// Asks the CPU to start loading the first `lines` cache lines of `value`.
-#[inline(always)]
-fn prefetch_lines<T>(value: &T, lines: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let base = (value as *const T).cast::<i8>();
-        for line in 0..lines.min(std::mem::size_of::<T>().div_ceil(64)) {
-            // SAFETY: a prefetch is only a hint to the cache: it never
-            // faults and never reads memory into the program, and the
-            // address stays inside `value`.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.add(line * 64)) };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (value, lines);
-}
+/// The fold's pipeline (see [`Ledger::apply_quiet_all`]): how many events
+/// ahead the id-map slots, then the account and PBX state, are prefetched.
+/// Measured with `cargo bench --bench fold`.
+pub const AHEAD_SLOTS: usize = 8;
+pub const AHEAD_STATE: usize = 4;
 
 /// Folds one account's own events (in log order) into a fresh account,
 /// reporting its timeline to `obs`; used for past views, statements and

@@ -29,6 +29,7 @@ impl SnapshotState for Ledger {
                 include_str!("../domain/event.rs"),
                 include_str!("../domain/ledger.rs"),
                 include_str!("../domain/keys.rs"),
+                include_str!("../domain/idmap.rs"),
                 include_str!("../domain/money.rs"),
                 include_str!("../domain/prices.rs"),
             ] {

@@ -1,0 +1,181 @@
+//! A hash map from an inline id (`CompactString`) to a small value, laid
+//! out for the fold: open addressing with linear probing, the id stored in
+//! the slot (no pointer to chase), at most half full. Unlike `std`'s map it
+//! can prefetch the slot an id probes first ([`IdMap::prefetch`]), so the
+//! fold starts loading the slots of the events ahead before it looks them
+//! up (see `Ledger::apply_quiet_all`).
+//!
+//! The hash is foldhash, seeded per map when it is created, so ids cannot
+//! be chosen to collide on every ledger. Serialized as its entries; a
+//! deserialized map is rebuilt with a fresh seed.
+
+use compact_str::CompactString;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::hash::BuildHasher;
+
+#[derive(Clone)]
+pub struct IdMap<V> {
+    hasher: foldhash::fast::FixedState,
+    len: usize,
+    slots: Vec<Option<(CompactString, V)>>,
+}
+
+impl<V: Copy> Default for IdMap<V> {
+    fn default() -> Self {
+        IdMap::new()
+    }
+}
+
+impl<V: Copy> IdMap<V> {
+    pub fn new() -> IdMap<V> {
+        let seed = foldhash::fast::RandomState::default().hash_one(0x15c_u64);
+        IdMap {
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+            len: 0,
+            slots: Vec::new(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline]
+    fn first_slot(&self, id: &str) -> usize {
+        (self.hasher.hash_one(id) as usize) & self.slots.len().wrapping_sub(1)
+    }
+
+    /// Starts loading the slot `id` probes first (a hint: no effect on
+    /// what the map holds).
+    #[inline]
+    pub fn prefetch(&self, id: &str) {
+        if !self.slots.is_empty() {
+            super::prefetch::lines(&self.slots[self.first_slot(id)], 1);
+        }
+    }
+
+    #[inline]
+    pub fn get(&self, id: &str) -> Option<V> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.first_slot(id);
+        loop {
+            match &self.slots[i] {
+                None => return None,
+                Some((key, value)) if key.as_str() == id => return Some(*value),
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Inserts or replaces; returns the value replaced.
+    pub fn insert(&mut self, id: &str, value: V) -> Option<V> {
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = self.first_slot(id);
+        loop {
+            match &mut self.slots[i] {
+                slot @ None => {
+                    *slot = Some((CompactString::from(id), value));
+                    self.len += 1;
+                    return None;
+                }
+                Some((key, old)) if key.as_str() == id => {
+                    return Some(std::mem::replace(old, value));
+                }
+                Some(_) => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![None; capacity]);
+        let mask = capacity - 1;
+        for (key, value) in old.into_iter().flatten() {
+            let mut i = self.first_slot(&key);
+            while self.slots[i].is_some() {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = Some((key, value));
+        }
+    }
+
+    /// Every entry, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, V)> + '_ {
+        self.slots
+            .iter()
+            .flatten()
+            .map(|(key, value)| (key.as_str(), *value))
+    }
+}
+
+impl<V: Copy + PartialEq> PartialEq for IdMap<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().all(|(id, v)| other.get(id) == Some(v))
+    }
+}
+impl<V: Copy + Eq> Eq for IdMap<V> {}
+
+impl<V: Copy + std::fmt::Debug> std::fmt::Debug for IdMap<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<V: Copy + Serialize> Serialize for IdMap<V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de, V: Copy + Deserialize<'de>> Deserialize<'de> for IdMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<IdMap<V>, D::Error> {
+        let entries = Vec::<(CompactString, V)>::deserialize(d)?;
+        let mut map = IdMap::new();
+        for (id, value) in entries {
+            if map.insert(&id, value).is_some() {
+                return Err(serde::de::Error::custom(format!("id {id} appears twice")));
+            }
+        }
+        Ok(map)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_what_it_was_given_and_round_trips() {
+        let mut m = IdMap::<u32>::new();
+        for i in 0..20_000u32 {
+            assert_eq!(m.insert(&format!("acct-{i}"), i), None);
+        }
+        assert_eq!(m.insert("acct-7", 70), Some(7));
+        assert_eq!(m.len(), 20_000);
+        assert_eq!(m.get("acct-7"), Some(70));
+        assert_eq!(m.get("acct-19999"), Some(19_999));
+        assert_eq!(m.get("acct-20000"), None);
+        assert!(!m.contains_key(""));
+        m.prefetch("acct-1");
+        let bytes = bincode::serde::encode_to_vec(&m, bincode::config::standard()).unwrap();
+        let (back, _): (IdMap<u32>, _) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.get("acct-12345"), Some(12_345));
+        assert!(IdMap::<u32>::new().get("x").is_none());
+    }
+}

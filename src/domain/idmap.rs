@@ -137,7 +137,13 @@ impl<V: Copy + std::fmt::Debug> std::fmt::Debug for IdMap<V> {
 
 impl<V: Copy + Serialize> Serialize for IdMap<V> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.iter())
+        use serde::ser::SerializeSeq;
+        // bincode needs the length up front.
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for entry in self.iter() {
+            seq.serialize_element(&entry)?;
+        }
+        seq.end()
     }
 }
 

@@ -3,64 +3,114 @@
 //! The fold inserts one key per top-up, so this table is the largest part
 //! of the state (a million top-ups, a million keys). It is laid out for
 //! that: the redemptions are appended in order to one vector (key inline),
-//! and the hash table only holds `(index, 32-bit hash)` pairs — 8 bytes a
-//! slot instead of a key and a receipt — so a lookup touches a small table
-//! and growing it never rehashes a key.
+//! and the hash table (open addressing, linear probing, at most half full)
+//! only holds `(tag, index)` pairs — 8 bytes a slot instead of a key and a
+//! receipt — so a lookup touches a small table, growing it never rehashes a
+//! key, and the fold can prefetch the slot of a top-up events ahead
+//! ([`KeyBook::prefetch`]).
 
 use super::ledger::KeyUse;
 use compact_str::CompactString;
-use hashbrown::HashTable;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::hash::BuildHasher;
 
 /// Activation key → its redemption, in redemption order.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct KeyBook {
     uses: Vec<(CompactString, KeyUse)>,
-    table: HashTable<(u32, u32)>,
-    hasher: foldhash::fast::RandomState,
+    /// `(tag, index in uses)`; tag 0 marks an empty slot. A key's first
+    /// slot comes from its tag, so the table regrows without the keys.
+    slots: Vec<(u32, u32)>,
+    hasher: foldhash::fast::FixedState,
 }
 
-/// The table's 64-bit hash from the 32 bits kept in a slot: hashbrown takes
-/// its tag from the top bits and the bucket from the low bits.
-fn wide(h: u32) -> u64 {
-    (u64::from(h) << 32) | u64::from(h)
+impl Default for KeyBook {
+    fn default() -> Self {
+        let seed = foldhash::fast::RandomState::default().hash_one(0x6b_u64);
+        KeyBook {
+            uses: Vec::new(),
+            slots: Vec::new(),
+            hasher: foldhash::fast::FixedState::with_seed(seed),
+        }
+    }
 }
 
 impl KeyBook {
-    fn hash(&self, key: &str) -> u32 {
-        let h = self.hasher.hash_one(key);
-        (h ^ (h >> 32)) as u32
+    /// A key's tag: 32 bits of its hash, never 0.
+    #[inline]
+    fn tag(&self, key: &str) -> u32 {
+        ((self.hasher.hash_one(key) >> 32) as u32) | 1
+    }
+
+    #[inline]
+    fn first_slot(&self, tag: u32) -> usize {
+        (tag >> 1) as usize & self.slots.len().wrapping_sub(1)
+    }
+
+    /// Starts loading the slot `key` probes first (a hint only).
+    #[inline]
+    pub fn prefetch(&self, key: &str) {
+        if !self.slots.is_empty() {
+            super::prefetch::lines(&self.slots[self.first_slot(self.tag(key))], 1);
+        }
+    }
+
+    /// Where `key` is (`Ok(index in uses)`) or the empty slot where it goes.
+    fn probe(&self, tag: u32, key: &str) -> Result<u32, usize> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.first_slot(tag);
+        loop {
+            match self.slots[i] {
+                (0, _) => return Err(i),
+                (t, index) if t == tag && self.uses[index as usize].0 == key => return Ok(index),
+                _ => i = (i + 1) & mask,
+            }
+        }
     }
 
     /// The redemption of `key`, if any.
     pub fn get(&self, key: &str) -> Option<&KeyUse> {
-        let h = self.hash(key);
-        self.table
-            .find(wide(h), |&(i, hh)| {
-                hh == h && self.uses[i as usize].0 == key
-            })
-            .map(|&(i, _)| &self.uses[i as usize].1)
+        if self.slots.is_empty() {
+            return None;
+        }
+        let index = self.probe(self.tag(key), key).ok()?;
+        Some(&self.uses[index as usize].1)
     }
 
     /// Records a redemption; `false` (and nothing changes) when the key was
-    /// already redeemed, or the table is full (2^32 keys).
+    /// already redeemed, or the table is full (2^31 keys).
     pub fn insert(&mut self, key: &str, used: KeyUse) -> bool {
         let Ok(index) = u32::try_from(self.uses.len()) else {
             return false;
         };
-        let h = self.hash(key);
-        let uses = &self.uses;
-        match self.table.entry(
-            wide(h),
-            |&(i, hh)| hh == h && uses[i as usize].0 == key,
-            |&(_, hh)| wide(hh),
-        ) {
-            hashbrown::hash_table::Entry::Occupied(_) => false,
-            hashbrown::hash_table::Entry::Vacant(slot) => {
-                slot.insert((index, h));
+        if index >= 1 << 31 {
+            return false;
+        }
+        if (self.uses.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let tag = self.tag(key);
+        match self.probe(tag, key) {
+            Ok(_) => false,
+            Err(slot) => {
+                self.slots[slot] = (tag, index);
                 self.uses.push((CompactString::from(key), used));
                 true
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(64);
+        let old = std::mem::replace(&mut self.slots, vec![(0, 0); capacity]);
+        let mask = capacity - 1;
+        for (tag, index) in old {
+            if tag != 0 {
+                let mut i = self.first_slot(tag);
+                while self.slots[i].0 != 0 {
+                    i = (i + 1) & mask;
+                }
+                self.slots[i] = (tag, index);
             }
         }
     }
@@ -99,11 +149,8 @@ impl Serialize for KeyBook {
 impl<'de> Deserialize<'de> for KeyBook {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyBook, D::Error> {
         let uses = Vec::<(CompactString, KeyUse)>::deserialize(d)?;
-        let mut book = KeyBook {
-            table: HashTable::with_capacity(uses.len()),
-            uses: Vec::with_capacity(uses.len()),
-            hasher: Default::default(),
-        };
+        let mut book = KeyBook::default();
+        book.uses.reserve(uses.len());
         for (key, used) in uses {
             if !book.insert(&key, used) {
                 return Err(serde::de::Error::custom(format!(

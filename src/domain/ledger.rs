@@ -617,8 +617,10 @@ impl Ledger {
         if let Some(id) = ev.account_id() {
             self.account_index.prefetch(id);
         }
-        if let EventBody::ConfigChanged { pbx_id, .. } = &ev.body {
-            self.pbx_owner.prefetch(pbx_id);
+        match &ev.body {
+            EventBody::ConfigChanged { pbx_id, .. } => self.pbx_owner.prefetch(pbx_id),
+            EventBody::ToppedUp { activation_key, .. } => self.keys.prefetch(activation_key),
+            _ => {}
         }
     }
 

@@ -582,7 +582,9 @@ impl Account {
                 pbx.hosting = *hosting;
                 pbx.price_version = *price_version;
                 pbx.monthly_cost = new_cost;
-                pbx.warnings.clone_from(warnings);
+                if !(pbx.warnings.is_empty() && warnings.is_empty()) {
+                    pbx.warnings.clone_from(warnings);
+                }
                 self.configured_rate = Nano(self.configured_rate.0 - old_cost.0 + new_cost.0);
             }
             EventBody::ToppedUp {

@@ -191,6 +191,10 @@ pub fn accrual(monthly_rate: Nano, seconds: i64) -> Option<Nano> {
 pub fn seconds_to_deplete(balance: Nano, monthly_rate: Nano) -> i64 {
     debug_assert!(monthly_rate.is_positive() && balance.0 >= 0);
     let need = balance.0 * i128::from(SECONDS_PER_MONTH);
+    // Small balances fit 64 bits, where division is one instruction.
+    if let (Ok(n), Ok(r)) = (u64::try_from(need), u64::try_from(monthly_rate.0)) {
+        return i64::try_from(n.div_ceil(r)).unwrap_or(i64::MAX);
+    }
     let s = (need + monthly_rate.0 - 1) / monthly_rate.0;
     i64::try_from(s).unwrap_or(i64::MAX)
 }

@@ -10,14 +10,62 @@
 //! ([`KeyBook::prefetch`]).
 
 use super::ledger::KeyUse;
+use super::{Nano, Receipt};
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::hash::BuildHasher;
 
+/// A redemption as stored: 56 bytes, 8-aligned (a `KeyUse` takes 80 with
+/// i128's 16-byte alignment). There is one per top-up, and each new page of
+/// this vector is a page fault, so its size shows in a cold replay.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    account: u32,
+    has_balance: u32,
+    seq: u64,
+    at: i64,
+    amount: [u64; 2],
+    balance: [u64; 2],
+}
+
+fn split(v: i128) -> [u64; 2] {
+    let u = v as u128;
+    [u as u64, (u >> 64) as u64]
+}
+
+fn join(p: [u64; 2]) -> i128 {
+    ((u128::from(p[1]) << 64) | u128::from(p[0])) as i128
+}
+
+impl Stored {
+    fn pack(u: &KeyUse) -> Stored {
+        Stored {
+            account: u.account,
+            has_balance: u32::from(u.receipt.balance.is_some()),
+            seq: u.receipt.seq,
+            at: u.receipt.at,
+            amount: split(u.amount.0),
+            balance: split(u.receipt.balance.map_or(0, |b| b.0)),
+        }
+    }
+
+    fn unpack(&self) -> KeyUse {
+        KeyUse {
+            account: self.account,
+            amount: Nano(join(self.amount)),
+            receipt: Receipt {
+                seq: self.seq,
+                at: self.at,
+                balance: (self.has_balance != 0).then(|| Nano(join(self.balance))),
+            },
+        }
+    }
+}
+
 /// Activation key → its redemption, in redemption order.
 #[derive(Clone)]
 pub struct KeyBook {
-    uses: Vec<(CompactString, KeyUse)>,
+    uses: Vec<(CompactString, Stored)>,
     /// `(tag, index in uses)`; tag 0 marks an empty slot. A key's first
     /// slot comes from its tag, so the table regrows without the keys.
     slots: Vec<(u32, u32)>,
@@ -69,12 +117,12 @@ impl KeyBook {
     }
 
     /// The redemption of `key`, if any.
-    pub fn get(&self, key: &str) -> Option<&KeyUse> {
+    pub fn get(&self, key: &str) -> Option<KeyUse> {
         if self.slots.is_empty() {
             return None;
         }
         let index = self.probe(self.tag(key), key).ok()?;
-        Some(&self.uses[index as usize].1)
+        Some(self.uses[index as usize].1.unpack())
     }
 
     /// Records a redemption; `false` (and nothing changes) when the key was
@@ -94,7 +142,7 @@ impl KeyBook {
             Ok(_) => false,
             Err(slot) => {
                 self.slots[slot] = (tag, index);
-                self.uses.push((CompactString::from(key), used));
+                self.uses.push((CompactString::from(key), Stored::pack(&used)));
                 true
             }
         }
@@ -134,7 +182,7 @@ impl Eq for KeyBook {}
 impl std::fmt::Debug for KeyBook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
-            .entries(self.uses.iter().map(|(k, u)| (k, u)))
+            .entries(self.uses.iter().map(|(k, u)| (k, u.unpack())))
             .finish()
     }
 }
@@ -142,7 +190,12 @@ impl std::fmt::Debug for KeyBook {
 /// Stored (in snapshots) as the redemptions in order; the table is rebuilt.
 impl Serialize for KeyBook {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.uses.serialize(s)
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.uses.len()))?;
+        for (key, used) in &self.uses {
+            seq.serialize_element(&(key, used.unpack()))?;
+        }
+        seq.end()
     }
 }
 

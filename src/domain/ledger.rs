@@ -25,7 +25,7 @@ use std::collections::HashSet;
 
 /// A redeemed activation key and the receipt of its top-up (spec §7: a retry
 /// with the same account and amount answers this receipt verbatim).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyUse {
     /// Index of the account in the ledger (accounts are never removed).
     pub account: u32,
@@ -144,7 +144,7 @@ impl Ledger {
     }
 
     /// The first redemption of an activation key.
-    pub fn key_use(&self, activation_key: &str) -> Option<&KeyUse> {
+    pub fn key_use(&self, activation_key: &str) -> Option<KeyUse> {
         self.keys.get(activation_key)
     }
 

@@ -142,7 +142,8 @@ impl KeyBook {
             Ok(_) => false,
             Err(slot) => {
                 self.slots[slot] = (tag, index);
-                self.uses.push((CompactString::from(key), Stored::pack(&used)));
+                self.uses
+                    .push((CompactString::from(key), Stored::pack(&used)));
                 true
             }
         }

@@ -14,10 +14,8 @@
 
 use std::collections::BTreeMap;
 
-use compact_str::CompactString;
-
 use super::codec::{get_uvarint, put_uvarint};
-use crate::domain::ledger::FastMap;
+use crate::domain::idmap::IdMap;
 
 /// Layout version of a saved index.
 const INDEX_VERSION_1: u8 = 1;
@@ -31,7 +29,7 @@ pub struct AccountIndex {
     /// Last seq folded into the index.
     pub through: u64,
     /// Account id → its number.
-    numbers: FastMap<CompactString, u32>,
+    numbers: IdMap<u32>,
     /// `slots[seq - 1]`: the number of the account record `seq` touches.
     slots: Vec<u32>,
 }
@@ -43,10 +41,10 @@ impl AccountIndex {
         let slot = match account_id {
             None => NO_ACCOUNT,
             Some(id) => match self.numbers.get(id) {
-                Some(n) => *n,
+                Some(n) => n,
                 None => {
                     let n = self.numbers.len() as u32;
-                    self.numbers.insert(CompactString::from(id), n);
+                    self.numbers.insert(id, n);
                     n
                 }
             },
@@ -55,9 +53,23 @@ impl AccountIndex {
         self.through = seq;
     }
 
+    /// [`AccountIndex::add`] for a run of records (those already indexed
+    /// are skipped), prefetching the map slots of the records ahead.
+    pub fn add_all(&mut self, records: &[(u64, Option<&str>)]) {
+        const AHEAD: usize = 8;
+        for (i, (seq, id)) in records.iter().enumerate() {
+            if let Some((_, Some(next))) = records.get(i + AHEAD) {
+                self.numbers.prefetch(next);
+            }
+            if *seq == self.through + 1 {
+                self.add(*seq, *id);
+            }
+        }
+    }
+
     /// The seqs of one account, ascending (empty when unknown).
     pub fn seqs(&self, account_id: &str) -> Vec<u64> {
-        let Some(&n) = self.numbers.get(account_id) else {
+        let Some(n) = self.numbers.get(account_id) else {
             return Vec::new();
         };
         self.slots
@@ -78,7 +90,7 @@ impl AccountIndex {
         }
         self.numbers
             .iter()
-            .map(|(id, n)| (id.as_str(), std::mem::take(&mut by_number[*n as usize])))
+            .map(|(id, n)| (id, std::mem::take(&mut by_number[n as usize])))
             .collect()
     }
 
@@ -123,16 +135,11 @@ impl AccountIndex {
         let mut slots = vec![NO_ACCOUNT; usize::try_from(through).ok()?];
         let mut pos = 0;
         let n = get_uvarint(body, &mut pos)?;
-        let mut numbers = FastMap::with_capacity_and_hasher(
-            usize::try_from(n).ok()?.min(1 << 20),
-            Default::default(),
-        );
+        let mut numbers = IdMap::new();
         for number in 0..n {
             let number = u32::try_from(number).ok().filter(|n| *n != NO_ACCOUNT)?;
             let len = usize::try_from(get_uvarint(body, &mut pos)?).ok()?;
-            let id = CompactString::from(
-                std::str::from_utf8(body.get(pos..pos.checked_add(len)?)?).ok()?,
-            );
+            let id = std::str::from_utf8(body.get(pos..pos.checked_add(len)?)?).ok()?;
             pos += len;
             let count = get_uvarint(body, &mut pos)?;
             let mut s = 0u64;

@@ -77,55 +77,52 @@ pub fn open_ledger_with(
 }
 
 /// Folds the records after `ledger.last_seq()` into `ledger`; `progress`
-/// is called with each applied seq (every 64 Ki records).
+/// is called with the last applied seq each time it crosses a multiple of
+/// 64 Ki records.
 pub fn replay_onto(
     log: &EventLog,
     mut ledger: Ledger,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ledger, StoreError> {
-    /// Decoded events are folded a batch at a time, so the fold can
-    /// prefetch the state of the events ahead (`Ledger::apply_quiet_all`).
-    const BATCH: usize = 1024;
-    fn fold(ledger: &mut Ledger, batch: &mut Vec<Event>) -> Result<(), StoreError> {
-        let result = ledger.apply_quiet_all(batch.iter());
-        batch.clear();
-        result.map_err(|e| StoreError::Corrupt {
-            seq: ledger.last_seq() + 1,
-            what: format!("replay: {e}"),
-        })
-    }
+    // Decoded events are folded a frame at a time, so the fold can prefetch
+    // the state of the events ahead (`Ledger::apply_quiet_all`).
     let mut failure = None;
-    let mut batch: Vec<Event> = Vec::with_capacity(BATCH);
-    log.scan_events(ledger.last_seq() + 1, |seq, at, ev| {
-        if failure.is_some() {
-            return;
-        }
-        if seq != ledger.last_seq() + 1 + batch.len() as u64 {
-            failure = Some(StoreError::Corrupt {
-                seq,
-                what: format!(
-                    "record {seq} follows record {}: sequence is not dense",
-                    ledger.last_seq() + batch.len() as u64
-                ),
-            });
-        } else if at != ev.at {
-            failure = Some(StoreError::Corrupt {
-                seq,
-                what: format!("record at {at} holds an event at {}", ev.at),
-            });
-        } else {
-            batch.push(ev);
-            if batch.len() == BATCH {
-                failure = fold(&mut ledger, &mut batch).err();
+    log.scan_frames(ledger.last_seq() + 1, |batch| {
+        for (i, (seq, at, ev)) in batch.iter().enumerate() {
+            let want = ledger.last_seq() + 1 + i as u64;
+            if *seq != want {
+                failure = Some(StoreError::Corrupt {
+                    seq: *seq,
+                    what: format!(
+                        "record {seq} follows record {}: sequence is not dense",
+                        want - 1
+                    ),
+                });
+            } else if *at != ev.at {
+                failure = Some(StoreError::Corrupt {
+                    seq: *seq,
+                    what: format!("record at {at} holds an event at {}", ev.at),
+                });
+            }
+            if failure.is_some() {
+                // Fold the good records before it, so the error stays the
+                // first one (as a record-by-record fold would report).
+                batch.truncate(i);
+                break;
             }
         }
-        if seq.is_multiple_of(65_536) {
-            progress(seq);
+        let before = ledger.last_seq();
+        if let Err(e) = ledger.apply_quiet_all(batch.iter().map(|(_, _, ev)| ev)) {
+            failure = Some(StoreError::Corrupt {
+                seq: ledger.last_seq() + 1,
+                what: format!("replay: {e}"),
+            });
         }
+        if ledger.last_seq() >> 16 != before >> 16 {
+            progress(ledger.last_seq());
+        }
+        failure.is_none()
     })?;
-    if failure.is_none() {
-        failure = fold(&mut ledger, &mut batch).err();
-    }
     if let Some(e) = failure {
         return Err(e);
     }

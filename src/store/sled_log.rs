@@ -452,8 +452,25 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         from_seq: u64,
         mut f: impl FnMut(u64, i64, E),
     ) -> Result<(), StoreError> {
+        self.scan_frames(from_seq, |batch| {
+            for (seq, at, ev) in batch.drain(..) {
+                f(seq, at, ev);
+            }
+            true
+        })
+    }
+
+    /// [`SledLog::scan_events`] a frame at a time: `f` gets the frame's
+    /// decoded `(seq, at, event)`s (from `from_seq` on) and returns whether
+    /// to go on. The account index is fed a frame at a time, prefetching.
+    pub fn scan_frames(
+        &self,
+        from_seq: u64,
+        mut f: impl FnMut(&mut Vec<(u64, i64, E)>) -> bool,
+    ) -> Result<(), StoreError> {
         let mut expect = None::<u64>;
         let mut err = None;
+        let mut decoded: Vec<(u64, i64, E)> = Vec::with_capacity(MAX_RECORDS_PER_FRAME);
         self.walk_frames(from_seq, |first, frame| {
             if let Some(e) = expect {
                 if first != e {
@@ -464,23 +481,24 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
             match frame {
                 Ok(fr) => {
                     expect = Some(first + fr.records.len() as u64);
-                    // One lock per frame, not per record.
-                    let mut ix = self.index_mut();
+                    decoded.clear();
                     for r in fr.records.iter().filter(|r| r.seq >= from_seq) {
                         match decode_event::<E>(r) {
-                            Ok(ev) => {
-                                if ix.through + 1 == r.seq {
-                                    ix.add(r.seq, ev.account_id());
-                                }
-                                f(r.seq, r.at, ev)
-                            }
+                            Ok(ev) => decoded.push((r.seq, r.at, ev)),
                             Err(e) => {
                                 err = Some(e);
                                 return false;
                             }
                         }
                     }
-                    true
+                    // One lock per frame, not per record.
+                    let ids: Vec<(u64, Option<&str>)> = decoded
+                        .iter()
+                        .map(|(seq, _, ev)| (*seq, ev.account_id()))
+                        .collect();
+                    self.index_mut().add_all(&ids);
+                    drop(ids);
+                    f(&mut decoded)
                 }
                 Err(d) => {
                     err = Some(defect_error(first, d));

@@ -147,6 +147,17 @@ impl PriceBook {
         }
     }
 
+    /// Interns `licenses` and prices them under list `version`: the one
+    /// pricing of a configuration, shared by `decide` and `apply`.
+    pub fn price(&self, licenses: &[LicenseLine], version: u32) -> Result<(Lines, Nano), Unpriced> {
+        let rates = self.rates(version).ok_or(Unpriced::NoList)?;
+        let lines = self.lines(licenses).map_err(Unpriced::Missing)?;
+        let cost = rates
+            .cost(&lines)
+            .map_err(|ty| Unpriced::Missing(self.type_name(ty).to_owned()))?;
+        Ok((lines, cost))
+    }
+
     /// Interns a configuration; `Err(name)` names a type no list has.
     pub fn lines(&self, licenses: &[LicenseLine]) -> Result<Lines, String> {
         // A plain loop: collecting a fallible iterator into a SmallVec
@@ -277,17 +288,13 @@ impl Observer for Quiet {}
 #[error("{0}")]
 pub struct ApplyError(pub String);
 
-/// Monthly cost of a configuration under a list; `None` names a missing type.
-pub fn config_cost(licenses: &[LicenseLine], list: &PriceList) -> Result<Nano, String> {
-    let mut total = Nano::ZERO;
-    for line in licenses {
-        let tiers = list
-            .entries
-            .get(line.license_type.as_str())
-            .ok_or_else(|| line.license_type.clone())?;
-        total = Nano(total.0 + tiered_cost(tiers, line.quantity).0);
-    }
-    Ok(total)
+/// Why a configuration has no price under a list ([`PriceBook::price`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unpriced {
+    /// No list of that version was published.
+    NoList,
+    /// The list does not rent this license type.
+    Missing(String),
 }
 
 impl Account {
@@ -522,22 +529,18 @@ impl Account {
                 let (lines, new_cost) = if licenses.is_empty() {
                     (Lines::new(), Nano::ZERO)
                 } else {
-                    let rates = price_version.and_then(|v| prices.rates(v)).ok_or_else(|| {
+                    let unknown = || {
                         ApplyError(format!(
                             "configuration of PBX {pbx_id} names an unknown price list"
                         ))
-                    })?;
-                    let missing = |name: &str| {
-                        ApplyError(format!(
-                            "license type {name} is not in price list {}",
-                            rates.version
-                        ))
                     };
-                    let lines = prices.lines(licenses).map_err(|t| missing(&t))?;
-                    let cost = rates
-                        .cost(&lines)
-                        .map_err(|ty| missing(prices.type_name(ty)))?;
-                    (lines, cost)
+                    let version = price_version.ok_or_else(unknown)?;
+                    prices.price(licenses, version).map_err(|why| match why {
+                        Unpriced::NoList => unknown(),
+                        Unpriced::Missing(t) => {
+                            ApplyError(format!("license type {t} is not in price list {version}"))
+                        }
+                    })?
                 };
                 let enabled = !self.suspended;
                 let gap = policy.compliance.max_gap_s;

@@ -5,7 +5,7 @@
 //! `apply` of the same event, so they agree by construction.
 
 pub use super::account::FastMap;
-use super::account::{config_cost, Account, ApplyError, Observer, PbxSlot, PriceBook, Quiet};
+use super::account::{Account, ApplyError, Observer, PbxSlot, PriceBook, Quiet, Unpriced};
 use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
@@ -22,6 +22,9 @@ use super::prefetch;
 use super::prices::{check_succession, parse_price_list, PriceList};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+
+const NO_LIST_YET: &str =
+    "no price list is in effect yet: licenses cannot be rented before the vendor publishes prices";
 
 /// A redeemed activation key and the receipt of its top-up (spec §7: a retry
 /// with the same account and amount answers this receipt verbatim).
@@ -333,17 +336,22 @@ impl Ledger {
             return Ok(body);
         }
         let Some(list) = list else {
-            return Err(Rejection::precondition(
-                "no price list is in effect yet: licenses cannot be rented before the vendor publishes prices",
-            ));
+            return Err(Rejection::precondition(NO_LIST_YET));
         };
         if firmware_major < MIN_FIRMWARE_MAJOR {
             return Err(Rejection::precondition(format!(
                 "firmware {firmware_major} cannot rent licenses: rental needs firmware {MIN_FIRMWARE_MAJOR}r1 or later"
             )));
         }
-        let new_cost = config_cost(licenses, list)
-            .map_err(|t| Rejection::invalid(format!("license type {t} is not rentable")))?;
+        let (_, new_cost) = self
+            .prices
+            .price(licenses, list.version)
+            .map_err(|why| match why {
+                Unpriced::NoList => Rejection::precondition(NO_LIST_YET),
+                Unpriced::Missing(t) => {
+                    Rejection::invalid(format!("license type {t} is not rentable"))
+                }
+            })?;
         let old_cost = account.pbx(pbx_id).map_or(Nano::ZERO, |p| p.monthly_cost);
         let before = account.configured_rate;
         let after = Nano(before.0 - old_cost.0 + new_cost.0);
@@ -578,36 +586,36 @@ impl Ledger {
         events: impl IntoIterator<Item = &'a Event>,
     ) -> Result<Ledger, ApplyError> {
         let mut ledger = Ledger::new(policy);
-        ledger.apply_quiet_all(events)?;
+        ledger.apply_quiet_all(events.into_iter().zip(1..).map(|(ev, seq)| (seq, ev)))?;
         Ok(ledger)
     }
 
-    /// [`Ledger::apply_quiet`] of consecutive records (seqs from
-    /// `last_seq + 1`), software-pipelined: while one event is folded, the
+    /// [`Ledger::apply_quiet`] of each `(seq, event)` in turn (so the same
+    /// density and order checks), software-pipelined: while one event is folded, the
     /// id-map slots of the event [`AHEAD_SLOTS`] places later and the
     /// account and PBX state of the one [`AHEAD_STATE`] places later are
     /// already on their way into the cache. The prefetches are hints: the
     /// fold is the same, only faster on a state larger than the caches.
     pub fn apply_quiet_all<'a>(
         &mut self,
-        events: impl IntoIterator<Item = &'a Event>,
+        records: impl IntoIterator<Item = (u64, &'a Event)>,
     ) -> Result<(), ApplyError> {
-        let mut events = events.into_iter();
-        let mut window: std::collections::VecDeque<&Event> =
+        let mut records = records.into_iter();
+        let mut window: std::collections::VecDeque<(u64, &Event)> =
             std::collections::VecDeque::with_capacity(AHEAD_SLOTS + 1);
         loop {
             while window.len() <= AHEAD_SLOTS {
-                let Some(ev) = events.next() else { break };
-                self.prefetch_slots(ev);
-                window.push_back(ev);
+                let Some(record) = records.next() else { break };
+                self.prefetch_slots(record.1);
+                window.push_back(record);
             }
-            if let Some(ev) = window.get(AHEAD_STATE) {
+            if let Some((_, ev)) = window.get(AHEAD_STATE) {
                 self.prefetch_state(ev);
             }
-            let Some(ev) = window.pop_front() else {
+            let Some((seq, ev)) = window.pop_front() else {
                 return Ok(());
             };
-            self.apply_quiet(self.last_seq + 1, ev)?;
+            self.apply_quiet(seq, ev)?;
         }
     }
 
@@ -634,9 +642,10 @@ impl Ledger {
             .get(id)
             .and_then(|i| self.accounts.get(i as usize))
         {
-            // The header; a top-up also reads every PBX (its frozen list).
+            // The header; a top-up also reads every PBX (its frozen list),
+            // so the whole account (`lines` stops at its size).
             let lines = match ev.body {
-                EventBody::ToppedUp { .. } => 12,
+                EventBody::ToppedUp { .. } => usize::MAX,
                 _ => 3,
             };
             prefetch::lines(account, lines);

@@ -192,19 +192,11 @@ fn brackets(tiers: &[Tier], qty: u32) -> impl Iterator<Item = (&Tier, u32)> {
 /// Tiered monthly cost of `qty` units (spec §4): each unit pays its bracket's price.
 /// Inside the bounds (qty ≤ 10^6, price ≤ 10^6 iSC) the result fits easily.
 pub fn tiered_cost(tiers: &[Tier], qty: u32) -> Nano {
-    // The fold's hot path: a plain loop over the brackets (same walk as
-    // `brackets`, which the views use).
-    let mut total = 0i128;
-    for (i, tier) in tiers.iter().enumerate() {
-        if qty < tier.from_qty {
-            break;
-        }
-        let upper = tiers
-            .get(i + 1)
-            .map_or(qty, |next| (next.from_qty - 1).min(qty));
-        total += i128::from(upper - tier.from_qty + 1) * tier.monthly_price.0;
-    }
-    Nano(total)
+    Nano(
+        brackets(tiers, qty)
+            .map(|(tier, upper)| i128::from(upper - tier.from_qty + 1) * tier.monthly_price.0)
+            .sum(),
+    )
 }
 
 /// The same cost, bracket by bracket, for views.

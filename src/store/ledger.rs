@@ -88,33 +88,22 @@ pub fn replay_onto(
     // the state of the events ahead (`Ledger::apply_quiet_all`).
     let mut failure = None;
     log.scan_frames(ledger.last_seq() + 1, |batch| {
-        for (i, (seq, at, ev)) in batch.iter().enumerate() {
-            let want = ledger.last_seq() + 1 + i as u64;
-            if *seq != want {
-                failure = Some(StoreError::Corrupt {
-                    seq: *seq,
-                    what: format!(
-                        "record {seq} follows record {}: sequence is not dense",
-                        want - 1
-                    ),
-                });
-            } else if *at != ev.at {
-                failure = Some(StoreError::Corrupt {
-                    seq: *seq,
-                    what: format!("record at {at} holds an event at {}", ev.at),
-                });
-            }
-            if failure.is_some() {
-                // Fold the good records before it, so the error stays the
-                // first one (as a record-by-record fold would report).
-                batch.truncate(i);
-                break;
-            }
+        if let Some(i) = batch.iter().position(|(_, at, ev)| *at != ev.at) {
+            let (seq, at, ev) = &batch[i];
+            failure = Some(StoreError::Corrupt {
+                seq: *seq,
+                what: format!("record at {at} holds an event at {}", ev.at),
+            });
+            // Fold the good records before it, so the error stays the
+            // first one (as a record-by-record fold would report).
+            batch.truncate(i);
         }
         let before = ledger.last_seq();
-        if let Err(e) = ledger.apply_quiet_all(batch.iter().map(|(_, _, ev)| ev)) {
+        if let Err(e) = ledger.apply_quiet_all(batch.iter().map(|(seq, _, ev)| (*seq, ev))) {
+            // The record that failed is the first one not folded.
+            let failed = batch[(ledger.last_seq() - before) as usize].0;
             failure = Some(StoreError::Corrupt {
-                seq: ledger.last_seq() + 1,
+                seq: failed,
                 what: format!("replay: {e}"),
             });
         }

@@ -418,7 +418,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         for item in self.index_tree.iter().rev() {
             let (_, v) = item?;
             match AccountIndex::decode(&v, self.head.seq) {
-                Some(ix) if ix.through <= self.head.seq => {
+                Some(ix) => {
                     *self.index_mut() = ix;
                     return Ok(());
                 }

@@ -15,6 +15,7 @@
 use super::event::{EventBody, LicenseLine, NoticeKind, Policy};
 use super::money::{accrual, seconds_to_deplete, Nano, UnixSeconds};
 use super::prices::{tiered_cost, PriceList, Tier};
+use super::typenames::TypeNames;
 use super::Hosting;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -66,9 +67,8 @@ impl Rates {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PriceBook {
     lists: BTreeMap<u32, PriceList>,
-    /// Interned license type names: `names[ty]`.
-    names: Vec<CompactString>,
-    ids: FastMap<CompactString, TypeId>,
+    /// Interned license type names.
+    types: TypeNames,
     /// One per list, in ascending version.
     rates: Vec<Rates>,
     /// Version → index in `rates` (a PBX may be frozen to any version).
@@ -100,7 +100,7 @@ impl PriceBook {
         }
         let mut by_type: Vec<Option<Box<[Tier]>>> = Vec::new();
         for (name, tiers) in &list.entries {
-            let ty = self.intern(name) as usize;
+            let ty = self.types.intern(name) as usize;
             if by_type.len() <= ty {
                 by_type.resize(ty + 1, None);
             }
@@ -116,24 +116,14 @@ impl PriceBook {
         Ok(())
     }
 
-    fn intern(&mut self, name: &str) -> TypeId {
-        if let Some(ty) = self.ids.get(name) {
-            return *ty;
-        }
-        let ty = self.names.len() as TypeId;
-        self.names.push(CompactString::from(name));
-        self.ids.insert(CompactString::from(name), ty);
-        ty
-    }
-
     /// The interned id of a license type named in some list.
     pub fn type_id(&self, name: &str) -> Option<TypeId> {
-        self.ids.get(name).copied()
+        self.types.get(name)
     }
 
     /// The name of an interned type.
     pub fn type_name(&self, ty: TypeId) -> &str {
-        self.names.get(ty as usize).map_or("?", |n| n.as_str())
+        self.types.name(ty).unwrap_or("?")
     }
 
     /// The tiers of list `version`, by interned type.
@@ -427,7 +417,14 @@ impl Account {
             return;
         }
         if let Some(t_zero) = self.runout_at {
-            for (i, threshold) in policy.reminder_thresholds_s.iter().enumerate() {
+            // A reminder is due at `t_zero - threshold <= t`: none while the
+            // runway left at `t` exceeds the longest threshold (the usual case).
+            let reminders = if t_zero - t <= policy.longest_reminder_s() {
+                policy.reminder_thresholds_s.as_slice()
+            } else {
+                &[]
+            };
+            for (i, threshold) in reminders.iter().enumerate() {
                 let due = t_zero - threshold;
                 if self.reminders_fired & (1 << i) == 0 && due > self.since && due <= t {
                     self.reminders_fired |= 1 << i;
@@ -475,7 +472,12 @@ impl Account {
         }
         let runtime = seconds_to_deplete(self.balance, rate);
         self.runout_at = Some(self.since.saturating_add(runtime));
-        for (i, threshold) in policy.reminder_thresholds_s.iter().enumerate() {
+        let reminders = if runtime <= policy.longest_reminder_s() {
+            policy.reminder_thresholds_s.as_slice()
+        } else {
+            &[]
+        };
+        for (i, threshold) in reminders.iter().enumerate() {
             if self.reminders_fired & (1 << i) == 0 && runtime <= *threshold {
                 self.reminders_fired |= 1 << i;
                 obs.notice(NoticeKind::Reminder, t, Some(*threshold), true);

@@ -116,6 +116,7 @@ pub enum EventBody {
 
 impl Event {
     /// The account this event touches (`None` for price lists).
+    #[inline]
     pub fn account_id(&self) -> Option<&str> {
         match &self.body {
             EventBody::AccountOpened { account_id }
@@ -207,6 +208,17 @@ impl Default for Policy {
 }
 
 impl Policy {
+    /// The longest reminder threshold (0 when there is none): no reminder
+    /// falls due while more runtime than this is left.
+    #[inline]
+    pub fn longest_reminder_s(&self) -> i64 {
+        self.reminder_thresholds_s
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Normalises the thresholds (descending, distinct, positive) and checks limits.
     pub fn normalized(mut self) -> Result<Policy, String> {
         if self.min_activation_runtime_s < 0 {

@@ -44,27 +44,48 @@ impl<V: Copy> IdMap<V> {
         self.len == 0
     }
 
+    /// The hash `id` probes from in this map. The seed never changes, so a
+    /// hash taken once stays valid as the map grows (the fold hashes each id
+    /// of an event once, events ahead, and reuses it).
     #[inline]
-    fn first_slot(&self, id: &str) -> usize {
-        (self.hasher.hash_one(id) as usize) & self.slots.len().wrapping_sub(1)
+    pub fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    #[inline]
+    fn first_slot(&self, hash: u64) -> usize {
+        (hash as usize) & self.slots.len().wrapping_sub(1)
     }
 
     /// Starts loading the slot `id` probes first (a hint: no effect on
     /// what the map holds).
     #[inline]
     pub fn prefetch(&self, id: &str) {
+        self.prefetch_hashed(self.hash(id));
+    }
+
+    /// [`IdMap::prefetch`] by the id's [`IdMap::hash`].
+    #[inline]
+    pub fn prefetch_hashed(&self, hash: u64) {
         if !self.slots.is_empty() {
-            super::prefetch::lines(&self.slots[self.first_slot(id)], 1);
+            super::prefetch::lines(&self.slots[self.first_slot(hash)], 1);
         }
     }
 
     #[inline]
     pub fn get(&self, id: &str) -> Option<V> {
+        self.get_hashed(self.hash(id), id)
+    }
+
+    /// [`IdMap::get`] given `hash == self.hash(id)`.
+    #[inline]
+    pub fn get_hashed(&self, hash: u64, id: &str) -> Option<V> {
         if self.slots.is_empty() {
             return None;
         }
+        debug_assert_eq!(hash, self.hash(id), "stale hash");
         let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(id);
+        let mut i = self.first_slot(hash);
         loop {
             match &self.slots[i] {
                 None => return None,
@@ -80,11 +101,17 @@ impl<V: Copy> IdMap<V> {
 
     /// Inserts or replaces; returns the value replaced.
     pub fn insert(&mut self, id: &str, value: V) -> Option<V> {
+        self.insert_hashed(self.hash(id), id, value)
+    }
+
+    /// [`IdMap::insert`] given `hash == self.hash(id)`.
+    pub fn insert_hashed(&mut self, hash: u64, id: &str, value: V) -> Option<V> {
+        debug_assert_eq!(hash, self.hash(id), "stale hash");
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
         let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(id);
+        let mut i = self.first_slot(hash);
         loop {
             match &mut self.slots[i] {
                 slot @ None => {
@@ -105,7 +132,7 @@ impl<V: Copy> IdMap<V> {
         let old = std::mem::replace(&mut self.slots, vec![None; capacity]);
         let mask = capacity - 1;
         for (key, value) in old.into_iter().flatten() {
-            let mut i = self.first_slot(&key);
+            let mut i = self.first_slot(self.hash(&key));
             while self.slots[i].is_some() {
                 i = (i + 1) & mask;
             }

@@ -84,9 +84,10 @@ impl Default for KeyBook {
 }
 
 impl KeyBook {
-    /// A key's tag: 32 bits of its hash, never 0.
+    /// A key's tag: 32 bits of its hash, never 0. The seed never changes,
+    /// so the fold takes it once, events ahead, and reuses it.
     #[inline]
-    fn tag(&self, key: &str) -> u32 {
+    pub fn tag(&self, key: &str) -> u32 {
         ((self.hasher.hash_one(key) >> 32) as u32) | 1
     }
 
@@ -98,8 +99,14 @@ impl KeyBook {
     /// Starts loading the slot `key` probes first (a hint only).
     #[inline]
     pub fn prefetch(&self, key: &str) {
+        self.prefetch_tagged(self.tag(key));
+    }
+
+    /// [`KeyBook::prefetch`] by the key's [`KeyBook::tag`].
+    #[inline]
+    pub fn prefetch_tagged(&self, tag: u32) {
         if !self.slots.is_empty() {
-            super::prefetch::lines(&self.slots[self.first_slot(self.tag(key))], 1);
+            super::prefetch::lines(&self.slots[self.first_slot(tag)], 1);
         }
     }
 
@@ -128,6 +135,12 @@ impl KeyBook {
     /// Records a redemption; `false` (and nothing changes) when the key was
     /// already redeemed, or the table is full (2^31 keys).
     pub fn insert(&mut self, key: &str, used: KeyUse) -> bool {
+        self.insert_tagged(self.tag(key), key, used)
+    }
+
+    /// [`KeyBook::insert`] given `tag == self.tag(key)`.
+    pub fn insert_tagged(&mut self, tag: u32, key: &str, used: KeyUse) -> bool {
+        debug_assert_eq!(tag, self.tag(key), "stale tag");
         let Ok(index) = u32::try_from(self.uses.len()) else {
             return false;
         };
@@ -137,7 +150,6 @@ impl KeyBook {
         if (self.uses.len() + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let tag = self.tag(key);
         match self.probe(tag, key) {
             Ok(_) => false,
             Err(slot) => {

@@ -401,19 +401,39 @@ impl Ledger {
     /// or corrupt); `decide`'s events never do.
     pub fn apply(&mut self, seq: u64, ev: &Event) -> Result<Applied, ApplyError> {
         let mut notices = Vec::new();
-        let receipt = self.apply_inner(seq, ev, Some(&mut notices))?;
+        let hints = self.hints(ev);
+        let receipt = self.apply_inner(seq, ev, hints, Some(&mut notices))?;
         Ok(Applied { receipt, notices })
     }
 
     /// The same fold without notices: what replay uses (no allocation for them).
     pub fn apply_quiet(&mut self, seq: u64, ev: &Event) -> Result<Receipt, ApplyError> {
-        self.apply_inner(seq, ev, None)
+        let hints = self.hints(ev);
+        self.apply_inner(seq, ev, hints, None)
+    }
+
+    /// Stage 1 of an event's fold: the hashes its ids probe by.
+    #[inline]
+    fn hints(&self, ev: &Event) -> Hints {
+        let mut hints = Hints::default();
+        if let Some(id) = ev.account_id() {
+            hints.account_hash = self.account_index.hash(id);
+        }
+        match &ev.body {
+            EventBody::ConfigChanged { pbx_id, .. } => hints.pbx_hash = self.pbx_owner.hash(pbx_id),
+            EventBody::ToppedUp { activation_key, .. } => {
+                hints.key_tag = self.keys.tag(activation_key)
+            }
+            _ => {}
+        }
+        hints
     }
 
     fn apply_inner(
         &mut self,
         seq: u64,
         ev: &Event,
+        hints: Hints,
         notices: Option<&mut Vec<Notice>>,
     ) -> Result<Receipt, ApplyError> {
         if seq != self.last_seq + 1 {
@@ -428,7 +448,7 @@ impl Ledger {
                 ev.at, self.last_at
             )));
         }
-        let receipt = self.apply_body(seq, ev, notices)?;
+        let receipt = self.apply_body(seq, ev, hints, notices)?;
         self.last_seq = seq;
         self.last_at = ev.at;
         Ok(receipt)
@@ -438,6 +458,7 @@ impl Ledger {
         &mut self,
         seq: u64,
         ev: &Event,
+        hints: Hints,
         notices: Option<&mut Vec<Notice>>,
     ) -> Result<Receipt, ApplyError> {
         let at = ev.at;
@@ -451,12 +472,18 @@ impl Ledger {
                 });
             }
             EventBody::AccountOpened { account_id } => {
-                if self.account_index.contains_key(account_id.as_str()) {
+                if hints.account.is_some()
+                    || self
+                        .account_index
+                        .get_hashed(hints.account_hash, account_id)
+                        .is_some()
+                {
                     return Err(ApplyError(format!("account {account_id} is opened twice")));
                 }
                 let index = u32::try_from(self.accounts.len())
                     .map_err(|_| ApplyError("too many accounts".into()))?;
-                self.account_index.insert(account_id, index);
+                self.account_index
+                    .insert_hashed(hints.account_hash, account_id, index);
                 self.accounts.push(Account::open(account_id, at));
                 return Ok(Receipt {
                     seq,
@@ -470,14 +497,20 @@ impl Ledger {
             EventBody::ToppedUp { account_id, .. }
             | EventBody::AccountClosed { account_id, .. } => (account_id, None),
         };
-        let index = self
-            .account_index
-            .get(account_id.as_str())
+        let index = hints
+            .account
+            .or_else(|| {
+                self.account_index
+                    .get_hashed(hints.account_hash, account_id)
+            })
             .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
         let account = &mut self.accounts[index as usize];
         let mut slot = PbxSlot::Lookup;
         if let Some(pbx_id) = pbx_id {
-            match self.pbx_owner.get(pbx_id.as_str()) {
+            let owner = hints
+                .pbx
+                .or_else(|| self.pbx_owner.get_hashed(hints.pbx_hash, pbx_id));
+            match owner {
                 Some((owner, _)) if owner != index => {
                     return Err(ApplyError(format!(
                         "PBX {pbx_id} is bound to another account"
@@ -487,7 +520,8 @@ impl Ledger {
                 None => {
                     let at_slot = u32::try_from(account.pbxs.len())
                         .map_err(|_| ApplyError("too many PBXs".into()))?;
-                    self.pbx_owner.insert(pbx_id, (index, at_slot));
+                    self.pbx_owner
+                        .insert_hashed(hints.pbx_hash, pbx_id, (index, at_slot));
                     slot = PbxSlot::New;
                 }
             }
@@ -518,7 +552,7 @@ impl Ledger {
                 amount: *amount,
                 receipt,
             };
-            if !self.keys.insert(activation_key, used) {
+            if !self.keys.insert_tagged(hints.key_tag, activation_key, used) {
                 return Err(ApplyError(format!(
                     "activation key {activation_key} is redeemed twice"
                 )));
@@ -591,57 +625,60 @@ impl Ledger {
     }
 
     /// [`Ledger::apply_quiet`] of each `(seq, event)` in turn (so the same
-    /// density and order checks), software-pipelined: while one event is folded, the
-    /// id-map slots of the event [`AHEAD_SLOTS`] places later and the
-    /// account and PBX state of the one [`AHEAD_STATE`] places later are
-    /// already on their way into the cache. The prefetches are hints: the
-    /// fold is the same, only faster on a state larger than the caches.
+    /// density and order checks), software-pipelined in three stages: an
+    /// event's ids are hashed and their id-map slots prefetched
+    /// [`AHEAD_SLOTS`] events before it is folded; [`AHEAD_STATE`] events
+    /// before, its account and PBX are looked up (slots cached by now) and
+    /// their state prefetched; then it is folded with what was found. Each
+    /// id is hashed and looked up once. A lookup that found nothing is
+    /// redone at fold time (the events in between may create the account
+    /// or the PBX); one that found something stays true, since an account's
+    /// index and a PBX's place never change.
     pub fn apply_quiet_all<'a>(
         &mut self,
         records: impl IntoIterator<Item = (u64, &'a Event)>,
     ) -> Result<(), ApplyError> {
         let mut records = records.into_iter();
-        let mut window: std::collections::VecDeque<(u64, &Event)> =
+        let mut window: std::collections::VecDeque<(u64, &Event, Hints)> =
             std::collections::VecDeque::with_capacity(AHEAD_SLOTS + 1);
         loop {
             while window.len() <= AHEAD_SLOTS {
-                let Some(record) = records.next() else { break };
-                self.prefetch_slots(record.1);
-                window.push_back(record);
+                let Some((seq, ev)) = records.next() else {
+                    break;
+                };
+                let hints = self.hints(ev);
+                self.prefetch_slots(&hints);
+                window.push_back((seq, ev, hints));
             }
-            if let Some((_, ev)) = window.get(AHEAD_STATE) {
-                self.prefetch_state(ev);
+            if let Some((_, ev, hints)) = window.get_mut(AHEAD_STATE) {
+                self.resolve(ev, hints);
             }
-            let Some((seq, ev)) = window.pop_front() else {
+            let Some((seq, ev, hints)) = window.pop_front() else {
                 return Ok(());
             };
-            self.apply_quiet(seq, ev)?;
+            self.apply_inner(seq, ev, hints, None)?;
         }
     }
 
     /// Stage 1 of the pipeline: the id-map slots the event's ids probe.
     #[inline]
-    fn prefetch_slots(&self, ev: &Event) {
-        if let Some(id) = ev.account_id() {
-            self.account_index.prefetch(id);
+    fn prefetch_slots(&self, hints: &Hints) {
+        self.account_index.prefetch_hashed(hints.account_hash);
+        if hints.pbx_hash != 0 {
+            self.pbx_owner.prefetch_hashed(hints.pbx_hash);
         }
-        match &ev.body {
-            EventBody::ConfigChanged { pbx_id, .. } => self.pbx_owner.prefetch(pbx_id),
-            EventBody::ToppedUp { activation_key, .. } => self.keys.prefetch(activation_key),
-            _ => {}
+        if hints.key_tag != 0 {
+            self.keys.prefetch_tagged(hints.key_tag);
         }
     }
 
-    /// Stage 2: the account and PBX state (their slots are cached by now).
-    /// Ids not found (opened by an event in between) are skipped.
+    /// Stage 2: finds the account and the PBX (their slots are cached by
+    /// now) and prefetches their state. Ids not found are left to the fold.
     #[inline]
-    fn prefetch_state(&self, ev: &Event) {
+    fn resolve(&self, ev: &Event, hints: &mut Hints) {
         let Some(id) = ev.account_id() else { return };
-        if let Some(account) = self
-            .account_index
-            .get(id)
-            .and_then(|i| self.accounts.get(i as usize))
-        {
+        hints.account = self.account_index.get_hashed(hints.account_hash, id);
+        if let Some(account) = hints.account.and_then(|i| self.accounts.get(i as usize)) {
             // The header; a top-up also reads every PBX (its frozen list),
             // so the whole account (`lines` stops at its size).
             let lines = match ev.body {
@@ -651,7 +688,8 @@ impl Ledger {
             prefetch::lines(account, lines);
         }
         if let EventBody::ConfigChanged { pbx_id, .. } = &ev.body {
-            if let Some(pbx) = self.pbx_owner.get(pbx_id).and_then(|(a, slot)| {
+            hints.pbx = self.pbx_owner.get_hashed(hints.pbx_hash, pbx_id);
+            if let Some(pbx) = hints.pbx.and_then(|(a, slot)| {
                 self.accounts
                     .get(a as usize)
                     .and_then(|acc| acc.pbxs.get(slot as usize))
@@ -660,6 +698,19 @@ impl Ledger {
             }
         }
     }
+}
+
+/// What the fold knows of an event's ids before folding it: the hashes
+/// they probe by and, once looked up, where the account and the PBX are.
+/// Found places stay true (accounts and PBX slots are never removed or
+/// moved); `None` means "look it up when folding".
+#[derive(Debug, Clone, Copy, Default)]
+struct Hints {
+    account_hash: u64,
+    account: Option<u32>,
+    pbx_hash: u64,
+    pbx: Option<(u32, u32)>,
+    key_tag: u32,
 }
 
 /// The fold's pipeline (see [`Ledger::apply_quiet_all`]): how many events

@@ -27,6 +27,7 @@ mod prefetch;
 pub mod prices;
 pub mod report;
 pub mod sim;
+pub mod typenames;
 
 pub use account::{Account, ApplyError, Cycle, Observer, Pbx, PriceBook};
 pub use error::{Code, Rejection};

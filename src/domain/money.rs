@@ -166,7 +166,10 @@ pub fn div_round_half_even(num: i128, den: i128) -> i128 {
     // Most accruals fit in 64 bits, where division is a hardware instruction.
     let (q, r) = match (u64::try_from(num), u64::try_from(den)) {
         (Ok(n), Ok(d)) => (i128::from(n / d), i128::from(n % d)),
-        _ => (num / den, num % den),
+        _ => {
+            let (n, d) = (num as u128, den as u128);
+            ((n / d) as i128, (n % d) as i128)
+        }
     };
     match (2 * r).cmp(&den) {
         std::cmp::Ordering::Greater => q + 1,
@@ -195,7 +198,9 @@ pub fn seconds_to_deplete(balance: Nano, monthly_rate: Nano) -> i64 {
     if let (Ok(n), Ok(r)) = (u64::try_from(need), u64::try_from(monthly_rate.0)) {
         return i64::try_from(n.div_ceil(r)).unwrap_or(i64::MAX);
     }
-    let s = (need + monthly_rate.0 - 1) / monthly_rate.0;
+    // Both are non-negative: unsigned division has a fast path for a
+    // divisor of 64 bits (the signed one does not).
+    let s = (need as u128).div_ceil(monthly_rate.0 as u128);
     i64::try_from(s).unwrap_or(i64::MAX)
 }
 

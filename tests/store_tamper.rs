@@ -317,3 +317,64 @@ fn the_binary_exits_1_and_names_the_seq() {
         "{stdout}"
     );
 }
+
+#[test]
+fn replay_names_the_first_error_in_log_order() {
+    // Cold replay reads and decodes frames on one thread, a few frames
+    // ahead of the fold on another. Whichever finds its error first in
+    // time, the error reported is the first in log order: a record the
+    // fold refuses (the account does not exist) before a damaged frame,
+    // or a damaged frame before such a record.
+    use isc_ledger::domain::{Event, EventBody, Nano};
+    use isc_ledger::store::ledger::{open_ledger, EventLog};
+    use isc_ledger::store::{LogStore, StoreError};
+    for (refused, damaged, want) in [(150u64, 301u64, 150..=150), (450, 301, 301..=400)] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        {
+            let mut log = EventLog::open(
+                tmp.path(),
+                StoreOptions {
+                    snapshot_every_records: u64::MAX,
+                    fdatasync: false,
+                },
+            )
+            .expect("open");
+            let at = 1_700_000_000;
+            let event = |seq: u64| Event {
+                at,
+                body: if seq == 1 {
+                    EventBody::AccountOpened {
+                        account_id: "a".into(),
+                    }
+                } else {
+                    EventBody::ToppedUp {
+                        account_id: if seq == refused { "nobody" } else { "a" }.into(),
+                        activation_key: format!("KEY-{seq:08}").into(),
+                        amount: Nano(1),
+                        price_version: None,
+                    }
+                },
+            };
+            for first in (1..=600u64).step_by(100) {
+                let batch: Vec<(i64, Event)> =
+                    (first..first + 100).map(|s| (at, event(s))).collect();
+                log.append(&batch).expect("append");
+            }
+        }
+        with_log_tree(tmp.path(), |t| {
+            let mut buf = frame_bytes(t, damaged);
+            let mid = buf.len() / 2;
+            buf[mid] ^= 0x10;
+            t.insert(key(damaged), buf).expect("insert");
+        });
+        match open_ledger(tmp.path(), Policy::default()) {
+            Err(StoreError::Corrupt { seq, what }) => {
+                assert!(
+                    want.contains(&seq),
+                    "want a seq in {want:?}, got {seq}: {what}"
+                )
+            }
+            other => panic!("expected a corrupt log, got {:?}", other.map(|_| ())),
+        }
+    }
+}

@@ -84,37 +84,53 @@ pub fn replay_onto(
     mut ledger: Ledger,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ledger, StoreError> {
-    // Decoded events are folded a frame at a time, so the fold can prefetch
-    // the state of the events ahead (`Ledger::apply_quiet_all`).
+    // Two threads: this one folds while a reader walks the log, checks and
+    // decodes its frames (and feeds the account index) a few frames ahead.
+    // A frame's events are folded together, so the fold can prefetch the
+    // state of the events ahead (`Ledger::apply_quiet_all`). Batches go
+    // back to the reader empty, to be refilled without allocating.
+    let from = ledger.last_seq() + 1;
     let mut failure = None;
-    log.scan_frames(ledger.last_seq() + 1, |batch| {
-        if let Some(i) = batch.iter().position(|(_, at, ev)| *at != ev.at) {
-            let (seq, at, ev) = &batch[i];
-            failure = Some(StoreError::Corrupt {
-                seq: *seq,
-                what: format!("record at {at} holds an event at {}", ev.at),
+    let scanned = std::thread::scope(|scope| {
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<DecodedFrame>(FRAMES_AHEAD);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<DecodedFrame>();
+        let reader = std::thread::Builder::new()
+            .name("replay-reader".into())
+            .spawn_scoped(scope, move || {
+                log.scan_frames(from, |batch| {
+                    let spare = empty_rx.try_recv().unwrap_or_default();
+                    // A send fails once the fold stopped: stop reading.
+                    full_tx.send(std::mem::replace(batch, spare)).is_ok()
+                })
             });
-            // Fold the good records before it, so the error stays the
-            // first one (as a record-by-record fold would report).
-            batch.truncate(i);
+        let reader = match reader {
+            Ok(handle) => handle,
+            // No thread to be had: read and fold on this one.
+            Err(_) => {
+                return log.scan_frames(from, |batch| {
+                    failure = fold_frame(&mut ledger, batch, progress);
+                    failure.is_none()
+                })
+            }
+        };
+        for mut batch in full_rx {
+            failure = fold_frame(&mut ledger, &mut batch, progress);
+            if failure.is_some() {
+                break; // drops the receiver: the reader stops
+            }
+            batch.clear();
+            let _ = empty_tx.send(batch);
         }
-        let before = ledger.last_seq();
-        if let Err(e) = ledger.apply_quiet_all(batch.iter().map(|(seq, _, ev)| (*seq, ev))) {
-            // The record that failed is the first one not folded.
-            let failed = batch[(ledger.last_seq() - before) as usize].0;
-            failure = Some(StoreError::Corrupt {
-                seq: failed,
-                what: format!("replay: {e}"),
-            });
-        }
-        if ledger.last_seq() >> 16 != before >> 16 {
-            progress(ledger.last_seq());
-        }
-        failure.is_none()
-    })?;
+        reader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    // The fold only sees records before any the reader found damaged, so a
+    // fold failure is the first error in log order.
     if let Some(e) = failure {
         return Err(e);
     }
+    scanned?;
     let head = log.head();
     if ledger.last_seq() != head.seq {
         return Err(StoreError::Corrupt {
@@ -127,6 +143,44 @@ pub fn replay_onto(
         });
     }
     Ok(ledger)
+}
+
+/// A frame's records, decoded: `(seq, at, event)`.
+type DecodedFrame = Vec<(u64, i64, Event)>;
+
+/// How many decoded frames the replay reader may run ahead of the fold.
+const FRAMES_AHEAD: usize = 4;
+
+/// Folds one decoded frame; the error names the first record that cannot
+/// be folded (the records before it are folded, as a record-by-record
+/// fold would leave them). Reports progress every 64 Ki records.
+fn fold_frame(
+    ledger: &mut Ledger,
+    batch: &mut DecodedFrame,
+    progress: &mut dyn FnMut(u64),
+) -> Option<StoreError> {
+    let mut failure = None;
+    if let Some(i) = batch.iter().position(|(_, at, ev)| *at != ev.at) {
+        let (seq, at, ev) = &batch[i];
+        failure = Some(StoreError::Corrupt {
+            seq: *seq,
+            what: format!("record at {at} holds an event at {}", ev.at),
+        });
+        batch.truncate(i);
+    }
+    let before = ledger.last_seq();
+    if let Err(e) = ledger.apply_quiet_all(batch.iter().map(|(seq, _, ev)| (*seq, ev))) {
+        // The record that failed is the first one not folded.
+        let failed = batch[(ledger.last_seq() - before) as usize].0;
+        failure = Some(StoreError::Corrupt {
+            seq: failed,
+            what: format!("replay: {e}"),
+        });
+    }
+    if ledger.last_seq() >> 16 != before >> 16 {
+        progress(ledger.last_seq());
+    }
+    failure
 }
 
 /// Appends decided events as one durable batch, folds them into `ledger`

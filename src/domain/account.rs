@@ -13,7 +13,9 @@
 //! division, not two.
 
 use super::event::{EventBody, LicenseLine, NoticeKind, Policy};
-use super::money::{accrual, seconds_to_deplete, Nano, UnixSeconds};
+use super::money::{
+    accrual, seconds_to_deplete, Nano, UnixSeconds, MAX_BALANCE, MAX_MONTHLY_UNIT_PRICE, MAX_TOP_UP,
+};
 use super::prices::{tiered_cost, PriceList, Tier};
 use super::typenames::TypeNames;
 use super::Hosting;
@@ -100,6 +102,19 @@ impl PriceBook {
         }
         let mut by_type: Vec<Option<Box<[Tier]>>> = Vec::new();
         for (name, tiers) in &list.entries {
+            // What `decide` validated (spec §3, §4), checked again so a forged
+            // list cannot make pricing overflow.
+            let ordered = tiers.first().is_some_and(|t| t.from_qty == 1)
+                && tiers.windows(2).all(|w| w[0].from_qty < w[1].from_qty);
+            let bounded = tiers
+                .iter()
+                .all(|t| (Nano::ZERO..=MAX_MONTHLY_UNIT_PRICE).contains(&t.monthly_price));
+            if !(ordered && bounded) {
+                return Err(ApplyError(format!(
+                    "price list {} has tiers for {name} that no published list can have",
+                    list.version
+                )));
+            }
             let ty = self.types.intern(name) as usize;
             if by_type.len() <= ty {
                 by_type.resize(ty + 1, None);
@@ -597,6 +612,16 @@ impl Account {
                 price_version,
                 ..
             } => {
+                // Bounds `decide` enforces (spec §3), checked again so a forged
+                // amount cannot overflow the balance.
+                if !(Nano(1)..=MAX_TOP_UP).contains(amount)
+                    || self.balance.0 + amount.0 > MAX_BALANCE.0
+                {
+                    return Err(ApplyError(format!(
+                        "top-up of {} by {amount} iSC is outside the bounds of a top-up or a balance",
+                        self.account_id
+                    )));
+                }
                 self.balance = Nano(self.balance.0 + amount.0);
                 self.totals.top_ups = Nano(self.totals.top_ups.0 + amount.0);
                 self.reminders_fired = 0;

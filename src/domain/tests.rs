@@ -591,3 +591,71 @@ fn a_log_cannot_publish_an_older_price_list_after_a_newer_one() {
     );
     assert_eq!(sim.ledger.prices().len(), 1);
 }
+
+#[test]
+fn a_forged_log_with_out_of_bound_money_is_refused_not_folded() {
+    // `decide` never records such values; a forged record that does is an
+    // apply error (tamper evidence), never an overflow or a panic.
+    use super::event::{Event, EventBody};
+    use super::money::{MAX_BALANCE, MAX_MONTHLY_UNIT_PRICE, MAX_TOP_UP};
+    let mut sim = sim_with(Policy::default());
+    let before = sim.ledger.clone();
+    let topup = |amount: Nano| Event {
+        at: T0,
+        body: EventBody::ToppedUp {
+            account_id: "acme".into(),
+            activation_key: "FORGED-1".into(),
+            amount,
+            price_version: Some(1),
+        },
+    };
+    for amount in [Nano(i128::MAX), Nano(0), Nano(-5), Nano(MAX_TOP_UP.0 + 1)] {
+        let seq = sim.ledger.last_seq() + 1;
+        let err = sim.ledger.apply(seq, &topup(amount)).unwrap_err();
+        assert!(err.0.contains("outside the bounds"), "{err}");
+    }
+    // Within one top-up's bound, but past the balance bound.
+    let mut near_full = sim.ledger.clone();
+    for i in 0..(MAX_BALANCE.0 / MAX_TOP_UP.0) {
+        let seq = near_full.last_seq() + 1;
+        let mut ev = topup(MAX_TOP_UP);
+        if let EventBody::ToppedUp { activation_key, .. } = &mut ev.body {
+            *activation_key = format!("FORGED-FULL-{i}").into();
+        }
+        near_full.apply(seq, &ev).expect("up to the balance bound");
+    }
+    let seq = near_full.last_seq() + 1;
+    let err = near_full.apply(seq, &topup(Nano(1))).unwrap_err();
+    assert!(err.0.contains("outside the bounds"), "{err}");
+
+    // A forged price list: a price above the bound, tiers not from 1.
+    let Ok(super::Decision::Append(good)) = sim
+        .ledger
+        .decide(&prices(2, 0, &[("A", &[(1, "1")]), ("B", &[(1, "0")])]), T0)
+    else {
+        panic!("a newer list is accepted");
+    };
+    let EventBody::PriceListPublished(list) = &good.body else {
+        panic!("a price list event")
+    };
+    for (from_qty, price) in [
+        (1, Nano(MAX_MONTHLY_UNIT_PRICE.0 + 1)),
+        (1, Nano(-1)),
+        (2, Nano(1)),
+    ] {
+        let mut forged = list.clone();
+        if let Some(tiers) = forged.entries.get_mut("A") {
+            tiers[0].from_qty = from_qty;
+            tiers[0].monthly_price = price;
+        }
+        let ev = Event {
+            at: T0,
+            body: EventBody::PriceListPublished(forged),
+        };
+        let seq = sim.ledger.last_seq() + 1;
+        let err = sim.ledger.apply(seq, &ev).unwrap_err();
+        assert!(err.0.contains("no published list can have"), "{err}");
+    }
+    // (At the account's own instant, so nothing had accrued either.)
+    assert_eq!(sim.ledger, before, "refused records change nothing");
+}

@@ -11,6 +11,11 @@ impl Indexed for Event {
     fn account_id(&self) -> Option<&str> {
         Event::account_id(self)
     }
+
+    #[inline]
+    fn decode_v1(bytes: &[u8]) -> Option<Event> {
+        super::event_v1::decode(bytes)
+    }
 }
 
 /// Snapshots of the ledger are tied to the source of the state types: any

@@ -17,6 +17,7 @@
 //!   reported with the first bad seq.
 
 pub mod codec;
+pub mod event_v1;
 pub mod index;
 pub mod ledger;
 pub mod sled_log;
@@ -31,11 +32,22 @@ pub use sled_log::{SledLog, StoreOptions};
 /// Default data directory of every subcommand (spec §10).
 pub const DEFAULT_DATA_DIR: &str = "./isc-ledger-data";
 
-/// The store needs to know which account an event belongs to, to keep the
-/// per-account index. `None` for ledger-wide events (price lists).
+/// What the store needs of an event beyond serde: which account it belongs
+/// to (for the per-account index), and optionally a faster decoder.
 pub trait Indexed {
-    /// The account this event touches, if any.
+    /// The account this event touches, if any (`None` for ledger-wide
+    /// events such as price lists).
     fn account_id(&self) -> Option<&str>;
+
+    /// Decodes the event bytes of a version-1 record without serde, or
+    /// `None` to let serde decode them. Must agree with serde whenever it
+    /// answers (an optimisation of replay, never a second format).
+    fn decode_v1(_bytes: &[u8]) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 }
 
 /// A state that can be snapshotted. `schema` fingerprints its serialized

@@ -110,7 +110,20 @@ pub(crate) fn defect_error(first_seq: u64, d: FrameDefect) -> StoreError {
 }
 
 /// Decodes a record's event, upcasting older record versions (only v1 so far).
-pub fn decode_event<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E, StoreError> {
+/// Replay's decoder: the event type's own fast path when it has one
+/// ([`Indexed::decode_v1`]), serde otherwise.
+pub fn decode_event<E: DeserializeOwned + Indexed>(rec: &RawRecord<'_>) -> Result<E, StoreError> {
+    if rec.version == codec::RECORD_VERSION_1 {
+        if let Some(ev) = E::decode_v1(rec.event) {
+            return Ok(ev);
+        }
+    }
+    decode_event_serde(rec)
+}
+
+/// Serde's decoding of a record's event (what `verify` uses: an auditor's
+/// replay does not share the fast path with the service's).
+pub fn decode_event_serde<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E, StoreError> {
     match rec.version {
         codec::RECORD_VERSION_1 => {
             let (ev, used) =
@@ -736,7 +749,7 @@ struct RangeIter<'a, E> {
     failed: bool,
 }
 
-impl<E: DeserializeOwned> RangeIter<'_, E> {
+impl<E: DeserializeOwned + Indexed> RangeIter<'_, E> {
     fn load_frame(&mut self) -> Result<(), StoreError> {
         let first = self
             .log
@@ -787,7 +800,7 @@ impl<E: DeserializeOwned> RangeIter<'_, E> {
     }
 }
 
-impl<E: DeserializeOwned> Iterator for RangeIter<'_, E> {
+impl<E: DeserializeOwned + Indexed> Iterator for RangeIter<'_, E> {
     type Item = Result<StoredRecord<E>, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {

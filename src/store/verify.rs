@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use super::SnapshotState;
 
 use super::codec::{record_hash, Hash, GENESIS_HASH};
-use super::sled_log::{decode_event, defect_error, SledLog};
+use super::sled_log::{decode_event_serde, defect_error, SledLog};
 use super::{Head, StoreError};
 
 /// The fold `verify` replays with: `(state, seq, at, event)`; `Err` is a
@@ -114,7 +114,7 @@ where
             if r.at < last_at {
                 return fail(r.seq, format!("at {} is earlier than the previous record's {last_at}", r.at));
             }
-            let ev: E = match decode_event(r) {
+            let ev: E = match decode_event_serde(r) {
                 Ok(ev) => ev,
                 Err(StoreError::Corrupt { what, .. }) => return fail(r.seq, what),
                 Err(e) => return fail(r.seq, e.to_string()),

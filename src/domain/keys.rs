@@ -9,6 +9,7 @@
 //! key, and the fold can prefetch the slot of a top-up events ahead
 //! ([`KeyBook::prefetch`]).
 
+use super::chunked::Chunked;
 use super::ledger::KeyUse;
 use super::{Nano, Receipt};
 use compact_str::CompactString;
@@ -59,52 +60,6 @@ impl Stored {
                 balance: (self.has_balance != 0).then(|| Nano(join(self.balance))),
             },
         }
-    }
-}
-
-/// An append-only vector kept in fixed-size chunks: growing never moves
-/// what is stored, so a replay writes each page of it once (a doubling
-/// `Vec` of this size is copied by `realloc` and faults its pages twice).
-#[derive(Clone, PartialEq, Eq)]
-struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-/// Entries per chunk: 16 Ki (1 MiB of redemptions).
-const CHUNK_BITS: u32 = 14;
-const CHUNK: usize = 1 << CHUNK_BITS;
-
-impl<T> Default for Chunked<T> {
-    fn default() -> Self {
-        Chunked {
-            chunks: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T> Chunked<T> {
-    fn push(&mut self, value: T) {
-        match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < CHUNK => chunk.push(value),
-            _ => {
-                let mut chunk = Vec::with_capacity(CHUNK);
-                chunk.push(value);
-                self.chunks.push(chunk);
-            }
-        }
-        self.len += 1;
-    }
-
-    /// Entry `i < len`.
-    #[inline]
-    fn get(&self, i: usize) -> &T {
-        &self.chunks[i >> CHUNK_BITS][i & (CHUNK - 1)]
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        self.chunks.iter().flatten()
     }
 }
 
@@ -163,9 +118,7 @@ impl KeyBook {
         loop {
             match self.slots[i] {
                 (0, _) => return Err(i),
-                (t, index) if t == tag && self.uses.get(index as usize).0 == key => {
-                    return Ok(index)
-                }
+                (t, index) if t == tag && self.uses[index as usize].0 == key => return Ok(index),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -177,7 +130,7 @@ impl KeyBook {
             return None;
         }
         let index = self.probe(self.tag(key), key).ok()?;
-        Some(self.uses.get(index as usize).1.unpack())
+        Some(self.uses[index as usize].1.unpack())
     }
 
     /// Records a redemption; `false` (and nothing changes) when the key was
@@ -189,13 +142,13 @@ impl KeyBook {
     /// [`KeyBook::insert`] given `tag == self.tag(key)`.
     pub fn insert_tagged(&mut self, tag: u32, key: &str, used: KeyUse) -> bool {
         debug_assert_eq!(tag, self.tag(key), "stale tag");
-        let Ok(index) = u32::try_from(self.uses.len) else {
+        let Ok(index) = u32::try_from(self.uses.len()) else {
             return false;
         };
         if index >= 1 << 31 {
             return false;
         }
-        if (self.uses.len + 1) * 2 > self.slots.len() {
+        if (self.uses.len() + 1) * 2 > self.slots.len() {
             self.grow();
         }
         match self.probe(tag, key) {
@@ -225,11 +178,11 @@ impl KeyBook {
     }
 
     pub fn len(&self) -> usize {
-        self.uses.len
+        self.uses.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.uses.len == 0
+        self.uses.is_empty()
     }
 }
 
@@ -252,7 +205,7 @@ impl std::fmt::Debug for KeyBook {
 impl Serialize for KeyBook {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.uses.len))?;
+        let mut seq = s.serialize_seq(Some(self.uses.len()))?;
         for (key, used) in self.uses.iter() {
             seq.serialize_element(&(key, used.unpack()))?;
         }

@@ -6,6 +6,7 @@
 
 pub use super::account::FastMap;
 use super::account::{Account, ApplyError, Observer, PbxSlot, PriceBook, Quiet, Unpriced};
+use super::chunked::Chunked;
 use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
@@ -52,7 +53,7 @@ pub struct Ledger {
     pub(crate) last_at: UnixSeconds,
     pub(crate) prices: PriceBook,
     /// Accounts in opening order; an account's index never changes.
-    pub(crate) accounts: Vec<Account>,
+    pub(crate) accounts: Chunked<Account>,
     pub(crate) account_index: IdMap<u32>,
     /// PBX → (index of its account, forever; its slot in the account's `pbxs`).
     pub(crate) pbx_owner: IdMap<(u32, u32)>,
@@ -98,7 +99,7 @@ impl Ledger {
             last_seq: 0,
             last_at: 0,
             prices: PriceBook::new(),
-            accounts: Vec::new(),
+            accounts: Chunked::new(),
             account_index: IdMap::new(),
             pbx_owner: IdMap::new(),
             keys: KeyBook::default(),

@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 
 pub mod account;
+pub mod chunked;
 pub mod error;
 pub mod event;
 pub mod idmap;

@@ -49,7 +49,9 @@ impl<T> Chunked<T> {
 
     pub fn push(&mut self, value: T) {
         match self.chunks.last_mut() {
-            Some(chunk) if chunk.len() < chunk.capacity() => chunk.push(value),
+            // By length, not capacity: a clone's chunks are only as large
+            // as their contents, and still hold `1 << BITS` entries each.
+            Some(chunk) if chunk.len() < 1 << Self::BITS => chunk.push(value),
             _ => {
                 let mut chunk = Vec::with_capacity(1 << Self::BITS);
                 chunk.push(value);
@@ -144,6 +146,19 @@ mod tests {
         assert_eq!(bytes, bincode::serde::encode_to_vec(&as_vec, cfg).unwrap());
         let (back, _): (Chunked<u64>, _) = bincode::serde::decode_from_slice(&bytes, cfg).unwrap();
         assert_eq!(back, c);
+        // A clone (its chunks sized to their contents) keeps indexing right
+        // as it grows.
+        let mut small: Chunked<u64> = Chunked::new();
+        small.push(0);
+        let mut copy = small.clone();
+        for i in 1..n as u64 {
+            copy.push(i * 3);
+        }
+        assert_eq!(copy.len(), n);
+        assert!((1..n).all(|i| copy[i] == i as u64 * 3 && copy.get(i) == Some(&(i as u64 * 3))));
+        let mut twice = c.clone();
+        twice.push(42);
+        assert_eq!(twice[n], 42);
         // Big entries: still about 1 MiB a chunk, at least one entry.
         assert_eq!(1usize << Chunked::<[u8; 752]>::BITS, 2048);
         assert_eq!(1usize << Chunked::<[u8; 4 << 20]>::BITS, 1);

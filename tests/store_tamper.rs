@@ -328,7 +328,15 @@ fn replay_names_the_first_error_in_log_order() {
     use isc_ledger::domain::{Event, EventBody, Nano};
     use isc_ledger::store::ledger::{open_ledger, EventLog};
     use isc_ledger::store::{LogStore, StoreError};
-    for (refused, damaged, want) in [(150u64, 301u64, 150..=150), (450, 301, 301..=400)] {
+    // `damaged`: a frame's first seq (a raw flip in it), or any other seq
+    // (that record's event replaced by bytes that do not decode, every
+    // checksum recomputed).
+    for (refused, damaged, want) in [
+        (150u64, 301u64, 150..=150),
+        (450, 301, 301..=400),
+        (150, 160, 150..=150),
+        (170, 160, 160..=160),
+    ] {
         let tmp = tempfile::tempdir().expect("tempdir");
         {
             let mut log = EventLog::open(
@@ -362,10 +370,17 @@ fn replay_names_the_first_error_in_log_order() {
             }
         }
         with_log_tree(tmp.path(), |t| {
-            let mut buf = frame_bytes(t, damaged);
-            let mid = buf.len() / 2;
-            buf[mid] ^= 0x10;
-            t.insert(key(damaged), buf).expect("insert");
+            let first = damaged - (damaged - 1) % 100;
+            let mut buf = frame_bytes(t, first);
+            if first == damaged {
+                let mid = buf.len() / 2;
+                buf[mid] ^= 0x10;
+            } else {
+                let (prev, mut records) = records_of(&buf, first);
+                records[(damaged - first) as usize].1 = vec![0xff, 0xff];
+                buf = reencode(first, &prev, &records);
+            }
+            t.insert(key(first), buf).expect("insert");
         });
         match open_ledger(tmp.path(), Policy::default()) {
             Err(StoreError::Corrupt { seq, what }) => {

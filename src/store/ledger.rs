@@ -37,6 +37,9 @@ impl SnapshotState for Ledger {
                 include_str!("../domain/idmap.rs"),
                 include_str!("../domain/money.rs"),
                 include_str!("../domain/prices.rs"),
+                include_str!("../domain/typenames.rs"),
+                include_str!("../domain/chunked.rs"),
+                include_str!("../domain/license_model.rs"),
             ] {
                 h.update((src.len() as u64).to_be_bytes());
                 h.update(src.as_bytes());

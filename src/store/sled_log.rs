@@ -500,7 +500,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
                             Ok(ev) => decoded.push((r.seq, r.at, ev)),
                             Err(e) => {
                                 err = Some(e);
-                                return false;
+                                break;
                             }
                         }
                     }
@@ -511,7 +511,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
                         .collect();
                     self.index_mut().add_all(&ids);
                     drop(ids);
-                    f(&mut decoded)
+                    // The records before one that does not decode are still
+                    // handed over: an error among them comes first in the log.
+                    f(&mut decoded) && err.is_none()
                 }
                 Err(d) => {
                     err = Some(defect_error(first, d));

@@ -6,11 +6,12 @@
 //! is saved next to each state snapshot (one value, sequential), and is
 //! caught up from the log after it (`through` is the last seq indexed).
 //!
-//! Layout for a fast replay: each record costs one 4-byte slot appended in
-//! seq order (the account's number), plus one lookup of the account's
-//! number; no per-account list grows while the log is scanned. An
-//! account's seqs are collected when asked for, by one sequential pass over
-//! the slots (4 MB for a million records: well under a millisecond).
+//! Layout for a fast replay: each record costs two 4-byte entries appended
+//! in seq order — the account's number, and the distance back to the
+//! account's previous record — plus one lookup of the account's number and
+//! its last seq; no per-account list grows while the log is scanned. An
+//! account's seqs are collected when asked for by walking its back-links
+//! from its last record: the work is that account's records, not the log.
 
 use std::collections::BTreeMap;
 
@@ -32,24 +33,37 @@ pub struct AccountIndex {
     numbers: IdMap<u32>,
     /// `slots[seq - 1]`: the number of the account record `seq` touches.
     slots: Vec<u32>,
+    /// `back[seq - 1]`: `seq` minus the seq of the same account's previous
+    /// record; 0 for its first, [`FAR`] when the distance does not fit.
+    back: Vec<u32>,
+    /// By account number: the seq of its last record.
+    last: Vec<u64>,
 }
+
+/// A back-link too long for 32 bits: the walk finishes with a scan.
+const FAR: u32 = u32::MAX;
 
 impl AccountIndex {
     /// Records that `seq` (which must be `through + 1`) touches `account_id`.
     pub fn add(&mut self, seq: u64, account_id: Option<&str>) {
         debug_assert_eq!(seq, self.through + 1);
-        let slot = match account_id {
-            None => NO_ACCOUNT,
+        let (slot, back) = match account_id {
+            None => (NO_ACCOUNT, 0),
             Some(id) => match self.numbers.get(id) {
-                Some(n) => n,
+                Some(n) => {
+                    let last = std::mem::replace(&mut self.last[n as usize], seq);
+                    (n, u32::try_from(seq - last).unwrap_or(FAR))
+                }
                 None => {
                     let n = self.numbers.len() as u32;
                     self.numbers.insert(id, n);
-                    n
+                    self.last.push(seq);
+                    (n, 0)
                 }
             },
         };
         self.slots.push(slot);
+        self.back.push(back);
         self.through = seq;
     }
 
@@ -72,12 +86,30 @@ impl AccountIndex {
         let Some(n) = self.numbers.get(account_id) else {
             return Vec::new();
         };
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| **s == n)
-            .map(|(i, _)| i as u64 + 1)
-            .collect()
+        let mut seqs = Vec::new();
+        let mut seq = self.last[n as usize];
+        loop {
+            seqs.push(seq);
+            match self.back[(seq - 1) as usize] {
+                0 => break,
+                FAR => {
+                    // Over 4 G records since the previous one: scan for the rest.
+                    let below = (seq - 1) as usize;
+                    seqs.extend(
+                        self.slots[..below]
+                            .iter()
+                            .enumerate()
+                            .rev()
+                            .filter(|(_, s)| **s == n)
+                            .map(|(i, _)| i as u64 + 1),
+                    );
+                    break;
+                }
+                d => seq -= u64::from(d),
+            }
+        }
+        seqs.reverse();
+        seqs
     }
 
     /// Every account's seqs, accounts sorted by id.
@@ -136,21 +168,38 @@ impl AccountIndex {
         let mut pos = 0;
         let n = get_uvarint(body, &mut pos)?;
         let mut numbers = IdMap::new();
+        let mut back = vec![0u32; slots.len()];
+        let mut last = Vec::new();
         for number in 0..n {
             let number = u32::try_from(number).ok().filter(|n| *n != NO_ACCOUNT)?;
             let len = usize::try_from(get_uvarint(body, &mut pos)?).ok()?;
             let id = std::str::from_utf8(body.get(pos..pos.checked_add(len)?)?).ok()?;
             pos += len;
             let count = get_uvarint(body, &mut pos)?;
+            if count == 0 {
+                return None; // the encoder never writes an account without records
+            }
             let mut s = 0u64;
             for _ in 0..count {
-                s = s.checked_add(get_uvarint(body, &mut pos)?)?;
-                let slot = slots.get_mut(usize::try_from(s.checked_sub(1)?).ok()?)?;
+                let delta = get_uvarint(body, &mut pos)?;
+                if delta == 0 {
+                    return None; // a seq claimed twice
+                }
+                let prev = s;
+                s = s.checked_add(delta)?;
+                let i = usize::try_from(s - 1).ok()?;
+                let slot = slots.get_mut(i)?;
                 if *slot != NO_ACCOUNT {
                     return None;
                 }
                 *slot = number;
+                back[i] = if prev == 0 {
+                    0
+                } else {
+                    u32::try_from(delta).unwrap_or(FAR)
+                };
             }
+            last.push(s);
             if numbers.insert(id, number).is_some() {
                 return None;
             }
@@ -159,6 +208,8 @@ impl AccountIndex {
             through,
             numbers,
             slots,
+            back,
+            last,
         })
     }
 }
@@ -185,15 +236,32 @@ mod tests {
         assert_eq!(ix.seqs("a"), vec![1, 4]);
         assert_eq!(ix.seqs("b"), vec![3]);
         assert_eq!(ix.seqs("zz"), Vec::<u64>::new());
+        // A long gap: back-links to the first record.
+        for seq in 5..=1000 {
+            ix.add(seq, Some(if seq % 250 == 0 { "b" } else { "c" }));
+        }
+        assert_eq!(ix.seqs("b"), vec![3, 250, 500, 750, 1000]);
+        assert_eq!(ix.seqs("a"), vec![1, 4]);
+        assert_eq!(ix.seqs("c").len(), 1000 - 4 - 4);
+        // A back-link too long for 32 bits (over 4 G records) ends the walk
+        // with a scan of what lies below it: the same seqs.
+        let mut far = ix.clone();
+        far.back[750 - 1] = FAR;
+        assert_eq!(far.seqs("b"), vec![3, 250, 500, 750, 1000]);
         let bytes = ix.encode();
-        let back = AccountIndex::decode(&bytes, 4).expect("decodes");
+        let back = AccountIndex::decode(&bytes, 1000).expect("decodes");
         assert_eq!(back, ix);
         assert_eq!(back.seqs("a"), vec![1, 4]);
+        assert_eq!(back.seqs("b"), vec![3, 250, 500, 750, 1000]);
+        assert_eq!(
+            (back.back.clone(), back.last.clone()),
+            (ix.back.clone(), ix.last.clone())
+        );
         assert_eq!(back.encode(), bytes, "deterministic bytes");
-        assert_eq!(AccountIndex::decode(&bytes, 3), None, "ahead of the log");
+        assert_eq!(AccountIndex::decode(&bytes, 999), None, "ahead of the log");
         let mut bad = bytes.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;
-        assert_eq!(AccountIndex::decode(&bad, 4), None);
+        assert_eq!(AccountIndex::decode(&bad, 1000), None);
     }
 }

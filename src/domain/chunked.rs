@@ -112,13 +112,27 @@ impl<T: Serialize> Serialize for Chunked<T> {
     }
 }
 
+/// Read straight into chunks (no whole-length `Vec` on the way).
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Chunked<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut out = Chunked::new();
-        for item in Vec::<T>::deserialize(d)? {
-            out.push(item);
+        struct Items<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Items<T> {
+            type Value = Chunked<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Chunked<T>, A::Error> {
+                let mut out = Chunked::new();
+                while let Some(item) = seq.next_element()? {
+                    out.push(item);
+                }
+                Ok(out)
+            }
         }
-        Ok(out)
+        d.deserialize_seq(Items(std::marker::PhantomData))
     }
 }
 

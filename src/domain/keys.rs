@@ -215,16 +215,29 @@ impl Serialize for KeyBook {
 
 impl<'de> Deserialize<'de> for KeyBook {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<KeyBook, D::Error> {
-        let uses = Vec::<(CompactString, KeyUse)>::deserialize(d)?;
-        let mut book = KeyBook::default();
-        for (key, used) in uses {
-            if !book.insert(&key, used) {
-                return Err(serde::de::Error::custom(format!(
-                    "activation key {key} appears twice in the snapshot"
-                )));
+        // Inserted as read (no whole-length `Vec` on the way).
+        struct Uses;
+        impl<'de> serde::de::Visitor<'de> for Uses {
+            type Value = KeyBook;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence of redemptions")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<KeyBook, A::Error> {
+                let mut book = KeyBook::default();
+                while let Some((key, used)) = seq.next_element::<(CompactString, KeyUse)>()? {
+                    if !book.insert(&key, used) {
+                        return Err(serde::de::Error::custom(format!(
+                            "activation key {key} appears twice in the snapshot"
+                        )));
+                    }
+                }
+                Ok(book)
             }
         }
-        Ok(book)
+        d.deserialize_seq(Uses)
     }
 }
 

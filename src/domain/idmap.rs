@@ -13,6 +13,46 @@ use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::hash::BuildHasher;
 
+/// What a probe finds in a slot.
+pub(crate) enum Slot {
+    Empty,
+    Match,
+    Taken,
+}
+
+/// Linear probing over a power-of-two table that is never full, from
+/// `start`: `Ok(i)` for the first slot `look` says matches, `Err(i)` for
+/// the first empty one before it. Shared by `IdMap` and `KeyBook`.
+#[inline]
+pub(crate) fn probe<S>(
+    slots: &[S],
+    start: usize,
+    mut look: impl FnMut(&S) -> Slot,
+) -> Result<usize, usize> {
+    let mask = slots.len() - 1;
+    let mut i = start;
+    loop {
+        match look(&slots[i]) {
+            Slot::Empty => return Err(i),
+            Slot::Match => return Ok(i),
+            Slot::Taken => i = (i + 1) & mask,
+        }
+    }
+}
+
+/// The first empty slot from `start` (refilling a table as it grows).
+#[inline]
+pub(crate) fn free_slot<S>(slots: &[S], start: usize, is_empty: impl Fn(&S) -> bool) -> usize {
+    probe(slots, start, |s| {
+        if is_empty(s) {
+            Slot::Empty
+        } else {
+            Slot::Taken
+        }
+    })
+    .unwrap_or_else(|i| i)
+}
+
 #[derive(Clone)]
 pub struct IdMap<V> {
     hasher: foldhash::fast::FixedState,
@@ -84,15 +124,13 @@ impl<V: Copy> IdMap<V> {
             return None;
         }
         debug_assert_eq!(hash, self.hash(id), "stale hash");
-        let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(hash);
-        loop {
-            match &self.slots[i] {
-                None => return None,
-                Some((key, value)) if key.as_str() == id => return Some(*value),
-                Some(_) => i = (i + 1) & mask,
-            }
-        }
+        let i = probe(&self.slots, self.first_slot(hash), |slot| match slot {
+            None => Slot::Empty,
+            Some((key, _)) if key.as_str() == id => Slot::Match,
+            Some(_) => Slot::Taken,
+        })
+        .ok()?;
+        self.slots[i].as_ref().map(|(_, value)| *value)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -110,19 +148,17 @@ impl<V: Copy> IdMap<V> {
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(hash);
-        loop {
-            match &mut self.slots[i] {
-                slot @ None => {
-                    *slot = Some((CompactString::from(id), value));
-                    self.len += 1;
-                    return None;
-                }
-                Some((key, old)) if key.as_str() == id => {
-                    return Some(std::mem::replace(old, value));
-                }
-                Some(_) => i = (i + 1) & mask,
+        let found = probe(&self.slots, self.first_slot(hash), |slot| match slot {
+            None => Slot::Empty,
+            Some((key, _)) if key.as_str() == id => Slot::Match,
+            Some(_) => Slot::Taken,
+        });
+        match (found, &mut self.slots[found.unwrap_or_else(|i| i)]) {
+            (Ok(_), Some((_, old))) => Some(std::mem::replace(old, value)),
+            (_, slot) => {
+                *slot = Some((CompactString::from(id), value));
+                self.len += 1;
+                None
             }
         }
     }
@@ -130,12 +166,12 @@ impl<V: Copy> IdMap<V> {
     fn grow(&mut self) {
         let capacity = (self.slots.len() * 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![None; capacity]);
-        let mask = capacity - 1;
         for (key, value) in old.into_iter().flatten() {
-            let mut i = self.first_slot(self.hash(&key));
-            while self.slots[i].is_some() {
-                i = (i + 1) & mask;
-            }
+            let i = free_slot(
+                &self.slots,
+                self.first_slot(self.hash(&key)),
+                Option::is_none,
+            );
             self.slots[i] = Some((key, value));
         }
     }

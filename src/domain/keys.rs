@@ -10,6 +10,7 @@
 //! ([`KeyBook::prefetch`]).
 
 use super::chunked::Chunked;
+use super::idmap::{free_slot, probe, Slot};
 use super::ledger::KeyUse;
 use super::{Nano, Receipt};
 use compact_str::CompactString;
@@ -113,15 +114,16 @@ impl KeyBook {
 
     /// Where `key` is (`Ok(index in uses)`) or the empty slot where it goes.
     fn probe(&self, tag: u32, key: &str) -> Result<u32, usize> {
-        let mask = self.slots.len() - 1;
-        let mut i = self.first_slot(tag);
-        loop {
-            match self.slots[i] {
-                (0, _) => return Err(i),
-                (t, index) if t == tag && self.uses[index as usize].0 == key => return Ok(index),
-                _ => i = (i + 1) & mask,
+        probe(&self.slots, self.first_slot(tag), |&(t, index)| {
+            if t == 0 {
+                Slot::Empty
+            } else if t == tag && self.uses[index as usize].0 == key {
+                Slot::Match
+            } else {
+                Slot::Taken
             }
-        }
+        })
+        .map(|i| self.slots[i].1)
     }
 
     /// The redemption of `key`, if any.
@@ -165,13 +167,9 @@ impl KeyBook {
     fn grow(&mut self) {
         let capacity = (self.slots.len() * 2).max(64);
         let old = std::mem::replace(&mut self.slots, vec![(0, 0); capacity]);
-        let mask = capacity - 1;
         for (tag, index) in old {
             if tag != 0 {
-                let mut i = self.first_slot(tag);
-                while self.slots[i].0 != 0 {
-                    i = (i + 1) & mask;
-                }
+                let i = free_slot(&self.slots, self.first_slot(tag), |s| s.0 == 0);
                 self.slots[i] = (tag, index);
             }
         }

@@ -123,14 +123,20 @@ impl<V: Copy> IdMap<V> {
         if self.slots.is_empty() {
             return None;
         }
+        let i = self.find(hash, id).ok()?;
+        self.slots[i].as_ref().map(|(_, value)| *value)
+    }
+
+    /// Where `id` is (`Ok`) or the empty slot where it goes (`Err`); the
+    /// table is not empty.
+    #[inline]
+    fn find(&self, hash: u64, id: &str) -> Result<usize, usize> {
         debug_assert_eq!(hash, self.hash(id), "stale hash");
-        let i = probe(&self.slots, self.first_slot(hash), |slot| match slot {
+        probe(&self.slots, self.first_slot(hash), |slot| match slot {
             None => Slot::Empty,
             Some((key, _)) if key.as_str() == id => Slot::Match,
             Some(_) => Slot::Taken,
         })
-        .ok()?;
-        self.slots[i].as_ref().map(|(_, value)| *value)
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
@@ -144,15 +150,10 @@ impl<V: Copy> IdMap<V> {
 
     /// [`IdMap::insert`] given `hash == self.hash(id)`.
     pub fn insert_hashed(&mut self, hash: u64, id: &str, value: V) -> Option<V> {
-        debug_assert_eq!(hash, self.hash(id), "stale hash");
         if (self.len + 1) * 2 > self.slots.len() {
             self.grow();
         }
-        let found = probe(&self.slots, self.first_slot(hash), |slot| match slot {
-            None => Slot::Empty,
-            Some((key, _)) if key.as_str() == id => Slot::Match,
-            Some(_) => Slot::Taken,
-        });
+        let found = self.find(hash, id);
         match (found, &mut self.slots[found.unwrap_or_else(|i| i)]) {
             (Ok(_), Some((_, old))) => Some(std::mem::replace(old, value)),
             (_, slot) => {

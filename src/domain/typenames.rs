@@ -9,6 +9,7 @@
 //! Serialized as the names in id order; the table is rebuilt on load.
 
 use super::account::TypeId;
+use super::idmap::{free_slot, probe, Slot};
 use compact_str::CompactString;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -73,18 +74,22 @@ impl TypeNames {
             return None;
         }
         let key = NameKey::of(name);
-        let mask = self.slots.len() - 1;
-        let mut i = (key.hash() >> 32) as usize & mask;
-        loop {
-            let (k, ty) = self.slots[i];
+        let i = probe(&self.slots, self.first_slot(&key), |&(k, ty)| {
             if ty == EMPTY {
-                return None;
+                Slot::Empty
+            } else if k == key && (key.is_whole() || self.names[ty as usize] == name) {
+                Slot::Match
+            } else {
+                Slot::Taken
             }
-            if k == key && (key.is_whole() || self.names[ty as usize] == name) {
-                return Some(ty);
-            }
-            i = (i + 1) & mask;
-        }
+        })
+        .ok()?;
+        Some(self.slots[i].1)
+    }
+
+    #[inline]
+    fn first_slot(&self, key: &NameKey) -> usize {
+        (key.hash() >> 32) as usize & (self.slots.len() - 1)
     }
 
     /// The id of `name`, interning it if new.
@@ -116,11 +121,7 @@ impl TypeNames {
     }
 
     fn place(&mut self, key: NameKey, ty: TypeId) {
-        let mask = self.slots.len() - 1;
-        let mut i = (key.hash() >> 32) as usize & mask;
-        while self.slots[i].1 != EMPTY {
-            i = (i + 1) & mask;
-        }
+        let i = free_slot(&self.slots, self.first_slot(&key), |s| s.1 == EMPTY);
         self.slots[i] = (key, ty);
     }
 

@@ -109,9 +109,8 @@ pub(crate) fn defect_error(first_seq: u64, d: FrameDefect) -> StoreError {
     }
 }
 
-/// Decodes a record's event, upcasting older record versions (only v1 so far).
-/// Replay's decoder: the event type's own fast path when it has one
-/// ([`Indexed::decode_v1`]), serde otherwise.
+/// Decodes a record's event: the event type's own fast path when it has
+/// one ([`Indexed::decode_v1`]), serde otherwise (replay and reads).
 pub fn decode_event<E: DeserializeOwned + Indexed>(rec: &RawRecord<'_>) -> Result<E, StoreError> {
     if rec.version == codec::RECORD_VERSION_1 {
         if let Some(ev) = E::decode_v1(rec.event) {
@@ -121,8 +120,9 @@ pub fn decode_event<E: DeserializeOwned + Indexed>(rec: &RawRecord<'_>) -> Resul
     decode_event_serde(rec)
 }
 
-/// Serde's decoding of a record's event (what `verify` uses: an auditor's
-/// replay does not share the fast path with the service's).
+/// Serde's decoding of a record's event, upcasting older record versions
+/// (only v1 so far). What `verify` uses: an auditor's replay does not share
+/// the fast path with the service's.
 pub fn decode_event_serde<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E, StoreError> {
     match rec.version {
         codec::RECORD_VERSION_1 => {

@@ -40,15 +40,8 @@ fn history() -> &'static (Vec<Event>, Ledger) {
     })
 }
 
-fn no_snapshots(fdatasync: bool) -> StoreOptions {
-    StoreOptions {
-        snapshot_every_records: u64::MAX,
-        fdatasync,
-    }
-}
-
 fn write_log(dir: &Path, events: &[Event], batch: usize, fdatasync: bool) -> EventLog {
-    let mut log = EventLog::open(dir, no_snapshots(fdatasync)).expect("open");
+    let mut log = EventLog::open(dir, StoreOptions::without_snapshots(fdatasync)).expect("open");
     for chunk in events.chunks(batch) {
         let b: Vec<(i64, Event)> = chunk.iter().map(|e| (e.at, e.clone())).collect();
         log.append(&b).expect("append");
@@ -83,7 +76,8 @@ fn bench_append(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut dirs = vec![tempfile::tempdir().expect("tempdir")];
                 let mut log =
-                    EventLog::open(dirs[0].path(), no_snapshots(fdatasync)).expect("open");
+                    EventLog::open(dirs[0].path(), StoreOptions::without_snapshots(fdatasync))
+                        .expect("open");
                 let mut total = Duration::ZERO;
                 let mut pos = 0usize;
                 for _ in 0..iters {
@@ -92,7 +86,8 @@ fn bench_append(c: &mut Criterion) {
                         drop(log);
                         dirs.push(tempfile::tempdir().expect("tempdir"));
                         let dir = dirs.last().expect("just pushed").path();
-                        log = EventLog::open(dir, no_snapshots(fdatasync)).expect("open");
+                        log = EventLog::open(dir, StoreOptions::without_snapshots(fdatasync))
+                            .expect("open");
                         pos = 0;
                     }
                     let b: Vec<(i64, Event)> = events[pos..pos + batch]
@@ -131,8 +126,12 @@ fn bench_replay(c: &mut Criterion) {
     g.throughput(Throughput::Elements(events.len() as u64));
     g.bench_function("cold_open_scan_decode_apply", |b| {
         b.iter(|| {
-            let (log, ledger) =
-                open_ledger_with(tmp.path(), Policy::default(), no_snapshots(false)).expect("open");
+            let (log, ledger) = open_ledger_with(
+                tmp.path(),
+                Policy::default(),
+                StoreOptions::without_snapshots(false),
+            )
+            .expect("open");
             assert_eq!(ledger.last_seq(), events.len() as u64);
             drop(log);
             ledger
@@ -145,8 +144,12 @@ fn bench_replay(c: &mut Criterion) {
 
     // Restart with a snapshot at the head (plus an empty tail).
     {
-        let (mut log, ledger) =
-            open_ledger_with(tmp.path(), Policy::default(), no_snapshots(false)).expect("open");
+        let (mut log, ledger) = open_ledger_with(
+            tmp.path(),
+            Policy::default(),
+            StoreOptions::without_snapshots(false),
+        )
+        .expect("open");
         assert_eq!(&ledger, folded);
         let before = log.disk_bytes().expect("du");
         log.save_snapshot(&ledger).expect("snapshot");
@@ -162,9 +165,12 @@ fn bench_replay(c: &mut Criterion) {
         b.iter_batched(
             || (),
             |_| {
-                let (log, ledger) =
-                    open_ledger_with(tmp.path(), Policy::default(), no_snapshots(false))
-                        .expect("open");
+                let (log, ledger) = open_ledger_with(
+                    tmp.path(),
+                    Policy::default(),
+                    StoreOptions::without_snapshots(false),
+                )
+                .expect("open");
                 drop(log);
                 ledger
             },

@@ -339,14 +339,8 @@ fn replay_names_the_first_error_in_log_order() {
     ] {
         let tmp = tempfile::tempdir().expect("tempdir");
         {
-            let mut log = EventLog::open(
-                tmp.path(),
-                StoreOptions {
-                    snapshot_every_records: u64::MAX,
-                    fdatasync: false,
-                },
-            )
-            .expect("open");
+            let mut log =
+                EventLog::open(tmp.path(), StoreOptions::without_snapshots(false)).expect("open");
             let at = 1_700_000_000;
             let event = |seq: u64| Event {
                 at,

@@ -254,10 +254,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut reference = Ledger::new(Policy::default());
         let events = Workload::history(3, 20_000, &mut reference);
-        let opts = StoreOptions {
-            snapshot_every_records: u64::MAX,
-            fdatasync: false,
-        };
+        let opts = StoreOptions::without_snapshots(false);
         {
             let (mut log, mut ledger) =
                 open_ledger_with(tmp.path(), Policy::default(), opts.clone()).expect("open");
@@ -288,14 +285,8 @@ mod tests {
         use crate::domain::{EventBody, Nano};
         for bad_at in [2u64, 1500] {
             let tmp = tempfile::tempdir().expect("tempdir");
-            let mut log = EventLog::open(
-                tmp.path(),
-                StoreOptions {
-                    snapshot_every_records: u64::MAX,
-                    fdatasync: false,
-                },
-            )
-            .expect("open");
+            let mut log =
+                EventLog::open(tmp.path(), StoreOptions::without_snapshots(false)).expect("open");
             let at = 1_700_000_000;
             let mut batch = vec![(
                 at,

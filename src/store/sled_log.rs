@@ -61,6 +61,17 @@ impl Default for StoreOptions {
     }
 }
 
+impl StoreOptions {
+    /// Never snapshot (tests and benchmarks of the log alone), with or
+    /// without `fdatasync`.
+    pub fn without_snapshots(fdatasync: bool) -> StoreOptions {
+        StoreOptions {
+            snapshot_every_records: u64::MAX,
+            fdatasync,
+        }
+    }
+}
+
 /// The event log on sled. Single writer (`&mut self` to append); readers
 /// share `&self`.
 pub struct SledLog<E> {

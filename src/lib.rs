@@ -11,10 +11,9 @@
 //!   time-driven notices; reads are served from a shared in-memory state.
 //! - [`api`]: the gRPC edge (proto types, conversion, status mapping, auth).
 //! - [`cli`]: the `isc-ledger` subcommands (auditor tools, server, clients,
-//!   load generator).
+//!   the offline price-list check, load generator).
 pub mod cli;
 pub mod domain;
-pub mod prices_check;
 pub mod store;
 
 pub mod api;

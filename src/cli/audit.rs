@@ -247,6 +247,10 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// `isc-ledger statement`.
 pub fn statement_cmd(args: &StatementArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    // The id's syntax first, as the server checks it (spec §11: syntax →
+    // existence), before the log is even opened.
+    let rejected = |r: crate::domain::Rejection| anyhow::anyhow!("{:?}: {r}", r.code);
+    crate::domain::ids::check_id("account id", &args.account).map_err(rejected)?;
     let log = open_audit(&args.data.data)?;
     let ledger = replay_all(&log)?;
     let events: Vec<Event> = log
@@ -254,8 +258,7 @@ pub fn statement_cmd(args: &StatementArgs, out: &mut dyn Write) -> anyhow::Resul
         .into_iter()
         .map(|r| r.event)
         .collect();
-    let st = statement(&ledger, &events, &args.account, args.from, args.to)
-        .map_err(|r| anyhow::anyhow!("{r}"))?;
+    let st = statement(&ledger, &events, &args.account, args.from, args.to).map_err(rejected)?;
     write_statement(&st, args.format, out)
 }
 
@@ -430,5 +433,67 @@ pub fn append_loop(args: &AppendLoopArgs, out: &mut dyn Write) -> anyhow::Result
             writeln!(out, "ack {last}")?;
             out.flush()?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Command, Decision};
+
+    /// A data directory holding one opened account, `acme`.
+    fn one_account() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, mut ledger) =
+            crate::store::ledger::open_ledger(dir.path(), Policy::default()).unwrap();
+        let open = Command::OpenAccount {
+            account_id: "acme".into(),
+        };
+        let Ok(Decision::Append(ev)) = ledger.decide(&open, 100) else {
+            panic!("open is accepted");
+        };
+        crate::store::ledger::commit(&mut log, &mut ledger, vec![ev]).unwrap();
+        dir
+    }
+
+    fn offline_statement(dir: &Path, account: &str) -> anyhow::Result<String> {
+        let args = StatementArgs {
+            data: DataArg {
+                data: dir.to_path_buf(),
+            },
+            account: account.into(),
+            from: 0,
+            to: 200,
+            format: Format::Csv,
+        };
+        let mut out = Vec::new();
+        statement_cmd(&args, &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn offline_statement_checks_the_id_before_existence() {
+        let dir = one_account();
+        let long = "a".repeat(65);
+        for bad in ["", long.as_str(), "bad id"] {
+            let e = offline_statement(dir.path(), bad).unwrap_err().to_string();
+            assert!(e.starts_with("InvalidArgument: account id"), "{bad:?}: {e}");
+            assert!(e.contains(crate::domain::ids::ID_RULE), "{bad:?}: {e}");
+        }
+        let e = offline_statement(dir.path(), "nobody")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("NotFound: "), "{e}");
+        let csv = offline_statement(dir.path(), "acme").unwrap();
+        assert!(csv.contains("\n100,OPEN,"), "{csv}");
+    }
+
+    #[test]
+    fn a_malformed_id_is_refused_before_the_data_directory_is_read() {
+        let dir = tempfile::tempdir().unwrap(); // no ledger in it
+        let e = offline_statement(dir.path(), "bad id")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("InvalidArgument: "), "{e}");
     }
 }

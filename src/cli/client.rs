@@ -621,7 +621,7 @@ pub async fn topup(opts: &ClientOpts, a: TopupArgs) -> anyhow::Result<()> {
 pub async fn prices(opts: &ClientOpts, a: PricesArgs) -> anyhow::Result<()> {
     let (file, catalogue) = match a.cmd {
         PricesCmd::Check { file, catalogue } => {
-            let report = crate::prices_check::check_price_list_file(&file, catalogue.as_deref())
+            let report = super::prices_check::check_price_list_file(&file, catalogue.as_deref())
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             println!("{report}");
             return Ok(());

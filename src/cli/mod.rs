@@ -6,10 +6,13 @@
 //!   statement, export).
 //! - [`serve`]: the gRPC server; [`client`]: the client subcommands an
 //!   operator uses instead of grpcurl; [`bench`]: the `bench-load` generator.
+//! - [`prices_check`]: `prices check`, a price-list file judged offline by
+//!   the domain's own `decide`.
 
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod prices_check;
 pub mod serve;
 
 use anyhow::{bail, Context};

@@ -28,15 +28,23 @@ fn show(text: &str) -> String {
     format!("{shown:?}")
 }
 
-/// Accounts and PBXs: 1–64 chars of `[A-Za-z0-9._-]`.
+/// The rule [`check_id`] enforces, as its messages state it.
+pub const ID_RULE: &str = "1 to 64 characters of letters, digits, '.', '_' and '-'";
+
+/// Accounts and PBXs: 1–64 chars of `[A-Za-z0-9._-]`. The one check of an
+/// id, for writes (`decide`) and reads (views, statements, watches, the
+/// offline tools) alike; the message names the id and the rule.
 pub fn check_id(what: &str, text: &str) -> Result<(), Rejection> {
     if text.is_empty() {
-        return Err(Rejection::invalid(format!("{what} is missing")));
+        return Err(Rejection::invalid(format!(
+            "{what} is missing (empty): it must be {ID_RULE}"
+        )));
     }
     if text.len() > MAX_ID_LEN {
         return Err(Rejection::invalid(format!(
-            "{what} {} is too long: at most {MAX_ID_LEN} characters",
-            show(text)
+            "{what} {} is too long ({} bytes): it must be {ID_RULE}",
+            show(text),
+            text.len()
         )));
     }
     if !text
@@ -44,7 +52,7 @@ pub fn check_id(what: &str, text: &str) -> Result<(), Rejection> {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
     {
         return Err(Rejection::invalid(format!(
-            "{what} {} may only contain letters, digits, '.', '_' and '-'",
+            "{what} {} is malformed: it must be {ID_RULE}",
             show(text)
         )));
     }

@@ -25,7 +25,7 @@ pub struct PriceList {
     /// compares them without chasing a pointer per tree node.
     pub entries: BTreeMap<CompactString, Vec<Tier>>,
     /// The license-model rules in force with this list (seed 003): recorded
-    /// with it so replay judges nothing again (issue 6).
+    /// with it so replay judges nothing again.
     pub catalogue: Catalogue,
 }
 

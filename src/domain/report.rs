@@ -5,6 +5,7 @@
 use super::account::{Account, Cycle, Observer, PriceBook, Segment};
 use super::error::Rejection;
 use super::event::{Event, EventBody, Notice, NoticeKind};
+use super::ids::check_id;
 use super::ledger::fold_account_events;
 use super::ledger::Ledger;
 use super::money::{
@@ -142,6 +143,7 @@ impl Ledger {
     /// account's last event; earlier instants need its history
     /// ([`account_view_at`]), and this says so with `FailedPrecondition`.
     pub fn account_view(&self, account_id: &str, t: UnixSeconds) -> Result<AccountView, Rejection> {
+        check_id("account id", account_id)?;
         let account = self
             .account(account_id)
             .ok_or_else(|| not_opened(account_id, t))?;
@@ -171,6 +173,7 @@ pub fn account_view_at(
     account_id: &str,
     t: UnixSeconds,
 ) -> Result<AccountView, Rejection> {
+    check_id("account id", account_id)?;
     let account = fold_account_events(ledger, events, account_id, t, &mut super::account::Quiet)
         .map_err(|e| {
             Rejection::precondition(format!("the log of {account_id} is inconsistent: {e}"))
@@ -320,6 +323,7 @@ pub fn statement(
     from: UnixSeconds,
     to: UnixSeconds,
 ) -> Result<Statement, Rejection> {
+    check_id("account id", account_id)?;
     if to < from {
         return Err(Rejection::invalid(format!(
             "statement window ends ({to}) before it starts ({from})"

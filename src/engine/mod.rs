@@ -1,4 +1,4 @@
-//! The live ledger: one writer owns the log and the state (issue 5).
+//! The live ledger: one writer owns the log and the state.
 //!
 //! Owns: the order of records, group commit, stamping `at` from a [`Clock`],
 //! the shared in-memory state that reads use, and the publication of notices
@@ -36,6 +36,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::domain::ids::check_id;
 use crate::domain::{
     account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Event,
     Ledger, Notice, Policy, Receipt, Rejection, Statement,
@@ -332,6 +333,7 @@ impl Engine {
         from: i64,
         to: i64,
     ) -> Result<Statement, EngineError> {
+        check_id("account id", account_id)?;
         if to < from {
             return Err(Rejection::invalid(format!(
                 "statement window ends ({to}) before it starts ({from})"
@@ -365,12 +367,23 @@ impl Engine {
     /// Subscribes to notices: returns the replay of those due in
     /// `(since, published]` (empty for `since == 0`) and the live receiver.
     /// Both are taken under the read lock, so nothing is lost or doubled.
+    /// A named account must be a well-formed id (`INVALID_ARGUMENT`) of an
+    /// account already opened (`NOT_FOUND` at once: a stream that waited
+    /// for a mistyped id would look like a quiet account forever).
     pub fn watch(
         &self,
         account_id: Option<&str>,
         since: i64,
     ) -> Result<(Vec<Notice>, broadcast::Receiver<Notice>), EngineError> {
+        if let Some(id) = account_id {
+            check_id("account id", id)?;
+        }
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        if let Some(id) = account_id {
+            if live.ledger.account(id).is_none() {
+                return Err(Rejection::not_found(format!("account {id} does not exist")).into());
+            }
+        }
         let rx = self.shared.notices.subscribe();
         if since == 0 {
             return Ok((Vec::new(), rx));

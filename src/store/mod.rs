@@ -1,4 +1,4 @@
-//! The durable, tamper-evident event log (issue 4).
+//! The durable, tamper-evident event log.
 //!
 //! Owns: how accepted events become bytes on disk (frames, records, the
 //! SHA-256 hash chain — see [`codec`]), durability (an append returns only

@@ -83,7 +83,7 @@ fn command() -> impl Strategy<Value = Command> {
             amount: amount.to_owned(),
         }),
         1 => (0u32..5, 0i64..3_000_000, prop::collection::vec(entry, 0..4))
-            .prop_map(|(version, effective_at, entries)| Command::PublishPriceList { version, effective_at, entries, catalogue: None }),
+            .prop_map(|(version, effective_at, entries)| Command::PublishPriceList { version, effective_at, entries, catalogue: None, ext: Default::default() }),
         1 => account.prop_map(|account_id| Command::CloseAccount { account_id }),
     ]
 }
@@ -112,6 +112,7 @@ fn run(history: &[(i64, Command)], policy: Policy) -> (Sim, i64) {
             })
             .collect(),
         catalogue: None,
+        ext: Default::default(),
     };
     sim.run(&base, 0).unwrap();
     for (step, cmd) in history {

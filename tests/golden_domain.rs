@@ -34,6 +34,7 @@ fn scenario() -> Sim {
             },
         ],
         catalogue: None,
+        ext: Default::default(),
     };
     let config = |pbx: &str, ports: u32, uc: u32| Command::ChangeConfig {
         account_id: "acme".into(),

@@ -9,6 +9,10 @@ use tonic::Status;
 use super::pb;
 use crate::domain::ids::{MAX_LICENSE_LINES, MAX_PRICE_ENTRIES, MAX_TIERS};
 use crate::domain::license_model::Catalogue;
+use crate::domain::prices::{
+    DeviceModelInput, MaintenanceInput, MaintenancePlanInput, PriceListExtInput,
+    ServiceCreditInput, SlaKpi, MAX_DEVICE_MODELS, MAX_PLANS,
+};
 use crate::domain::{
     AccountState, AccountView, Command, ComplianceReport, Hosting, LicenseLine, LineKind, Nano,
     Notice, NoticeKind, PriceEntryInput, Receipt, Statement, TierInput,
@@ -109,8 +113,10 @@ pub fn publish_price_list(r: pb::PublishPriceListRequest) -> Result<Command, Sta
     } else {
         Some(Catalogue::from_toml(&r.catalogue_toml).map_err(Status::invalid_argument)?)
     };
+    let ext = price_list_ext(r.devices, r.maintenance, r.service_credits)?;
     Ok(Command::PublishPriceList {
         catalogue,
+        ext,
         version: r.version,
         effective_at: r.effective_at,
         entries: r
@@ -129,6 +135,118 @@ pub fn publish_price_list(r: pb::PublishPriceListRequest) -> Result<Command, Sta
             })
             .collect(),
     })
+}
+
+/// The extension sections of `PublishPriceList` → domain input; rejects
+/// unknown KPI values and lists too long to copy.
+fn price_list_ext(
+    devices: Vec<pb::DeviceModel>,
+    maintenance: Option<pb::MaintenanceTerms>,
+    credits: Vec<pb::ServiceCredit>,
+) -> Result<PriceListExtInput, Status> {
+    if devices.len() > MAX_DEVICE_MODELS {
+        return Err(too_many("device models", devices.len(), MAX_DEVICE_MODELS));
+    }
+    if let Some(m) = &maintenance {
+        if m.plans.len() > MAX_PLANS {
+            return Err(too_many("maintenance plans", m.plans.len(), MAX_PLANS));
+        }
+    }
+    // Four priorities × three KPIs.
+    const MAX_CREDITS: usize = 12;
+    if credits.len() > MAX_CREDITS {
+        return Err(too_many("service credits", credits.len(), MAX_CREDITS));
+    }
+    let service_credits = credits
+        .into_iter()
+        .map(|c| {
+            let kpi = match pb::SlaKpi::try_from(c.kpi) {
+                Ok(pb::SlaKpi::Response) => SlaKpi::Response,
+                Ok(pb::SlaKpi::Update) => SlaKpi::Update,
+                Ok(pb::SlaKpi::Repair) => SlaKpi::Repair,
+                _ => {
+                    return Err(Status::invalid_argument(format!(
+                        "service credit KPI {} is not SLA_KPI_RESPONSE, SLA_KPI_UPDATE or SLA_KPI_REPAIR",
+                        c.kpi
+                    )))
+                }
+            };
+            Ok(ServiceCreditInput {
+                priority: c.priority,
+                kpi,
+                amount: c.amount,
+            })
+        })
+        .collect::<Result<_, Status>>()?;
+    Ok(PriceListExtInput {
+        devices: devices
+            .into_iter()
+            .map(|d| DeviceModelInput {
+                model: d.model,
+                provisioning_fee: d.provisioning_fee,
+            })
+            .collect(),
+        maintenance: maintenance.map(|m| MaintenanceInput {
+            policy_major: m.policy_major,
+            policy_minor: m.policy_minor,
+            plans: m
+                .plans
+                .into_iter()
+                .map(|p| MaintenancePlanInput {
+                    plan: p.plan,
+                    months: p.months,
+                    price: p.price,
+                    within_days: p.within_days,
+                })
+                .collect(),
+        }),
+        service_credits,
+    })
+}
+
+/// Domain extension input → the proto fields (the CLI's price files).
+pub fn price_list_ext_to_pb(
+    ext: PriceListExtInput,
+) -> (
+    Vec<pb::DeviceModel>,
+    Option<pb::MaintenanceTerms>,
+    Vec<pb::ServiceCredit>,
+) {
+    (
+        ext.devices
+            .into_iter()
+            .map(|d| pb::DeviceModel {
+                model: d.model,
+                provisioning_fee: d.provisioning_fee,
+            })
+            .collect(),
+        ext.maintenance.map(|m| pb::MaintenanceTerms {
+            policy_major: m.policy_major,
+            policy_minor: m.policy_minor,
+            plans: m
+                .plans
+                .into_iter()
+                .map(|p| pb::MaintenancePlan {
+                    plan: p.plan,
+                    months: p.months,
+                    price: p.price,
+                    within_days: p.within_days,
+                })
+                .collect(),
+        }),
+        ext.service_credits
+            .into_iter()
+            .map(|c| pb::ServiceCredit {
+                priority: c.priority,
+                kpi: match c.kpi {
+                    SlaKpi::Response => pb::SlaKpi::Response,
+                    SlaKpi::Update => pb::SlaKpi::Update,
+                    SlaKpi::Repair => pb::SlaKpi::Repair,
+                } as i32,
+                amount: c.amount,
+            })
+            .collect(),
+    )
 }
 
 fn amount(n: Nano) -> String {

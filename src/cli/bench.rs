@@ -83,6 +83,7 @@ async fn setup(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<()> {
             }],
         }],
         catalogue_toml: String::new(),
+        ..Default::default()
     };
     match c.publish_price_list(req).await {
         Ok(_) => Ok(()),

@@ -466,55 +466,29 @@ fn parse_license(s: &str) -> anyhow::Result<pb::LicenseLine> {
     })
 }
 
-/// The on-disk shape of a price-list file.
-#[derive(Debug, serde::Deserialize)]
-struct PriceFile {
-    version: u32,
-    #[serde(default)]
-    effective_at: Option<InstantField>,
-    entries: Vec<PriceFileEntry>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-#[serde(untagged)]
-enum InstantField {
-    Unix(i64),
-    Text(String),
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct PriceFileEntry {
-    license_type: String,
-    tiers: Vec<PriceFileTier>,
-}
-
-#[derive(Debug, serde::Deserialize)]
-struct PriceFileTier {
-    from_qty: u32,
-    /// A decimal string: prices are never floating point.
-    monthly_price: String,
-}
-
-/// Reads a TOML or JSON price-list file into the request.
+/// Reads a TOML or JSON price-list file (the format `prices check` owns)
+/// into the request.
 pub fn read_price_file(path: &std::path::Path) -> anyhow::Result<pb::PublishPriceListRequest> {
+    use crate::prices_check::{parse_price_list, parse_price_list_json, Instant};
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let file: PriceFile = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a valid price list", path.display()))?
+    let file = if path.extension().is_some_and(|e| e == "json") {
+        parse_price_list_json(&text)
     } else {
-        toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid price list", path.display()))?
-    };
+        parse_price_list(&text)
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let (devices, maintenance, service_credits) =
+        crate::api::convert::price_list_ext_to_pb(file.ext_input());
     Ok(pb::PublishPriceListRequest {
         version: file.version,
-        effective_at: match file.effective_at {
+        effective_at: match &file.effective_at {
             None => 0,
-            Some(InstantField::Unix(n)) => n,
-            Some(InstantField::Text(s)) => parse_instant(&s)?,
+            Some(Instant::Unix(n)) => *n,
+            Some(Instant::Text(s)) => parse_instant(s)?,
         },
         entries: file
-            .entries
+            .entries_input()
             .into_iter()
             .map(|e| pb::PriceEntry {
                 license_type: e.license_type,
@@ -529,6 +503,9 @@ pub fn read_price_file(path: &std::path::Path) -> anyhow::Result<pb::PublishPric
             })
             .collect(),
         catalogue_toml: String::new(),
+        devices,
+        maintenance,
+        service_credits,
     })
 }
 

@@ -13,6 +13,10 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::domain::license_model::Catalogue;
+use crate::domain::prices::{
+    DeviceModelInput, MaintenanceInput, MaintenancePlanInput, PriceListExtInput,
+    ServiceCreditInput, SlaKpi,
+};
 use crate::domain::{
     Command, Decision, Event, EventBody, Ledger, Policy, PriceEntryInput, TierInput,
 };
@@ -34,6 +38,118 @@ pub struct PriceListFile {
     /// One entry per rentable license type.
     #[serde(default)]
     pub entries: Vec<EntryFile>,
+    /// `[[devices]]`: the compatible device models (spec §14).
+    #[serde(default)]
+    pub devices: Vec<DeviceFile>,
+    /// `[maintenance]` and `[[maintenance.plans]]` (spec §15).
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceFile>,
+    /// `[[service_credits]]`: iSC granted per SLA breach (spec §16).
+    #[serde(default)]
+    pub service_credits: Vec<ServiceCreditFile>,
+}
+
+impl PriceListFile {
+    /// The entries as the domain's raw input.
+    pub fn entries_input(&self) -> Vec<PriceEntryInput> {
+        self.entries
+            .iter()
+            .map(|e| PriceEntryInput {
+                license_type: e.license_type.clone(),
+                tiers: e
+                    .tiers
+                    .iter()
+                    .map(|t| TierInput {
+                        from_qty: t.from_qty,
+                        monthly_price: t.monthly_price.clone(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The extension sections as the domain's raw input.
+    pub fn ext_input(&self) -> PriceListExtInput {
+        PriceListExtInput {
+            devices: self
+                .devices
+                .iter()
+                .map(|d| DeviceModelInput {
+                    model: d.model.clone(),
+                    provisioning_fee: d.provisioning_fee.clone(),
+                })
+                .collect(),
+            maintenance: self.maintenance.as_ref().map(|m| MaintenanceInput {
+                policy_major: m.policy_major,
+                policy_minor: m.policy_minor,
+                plans: m
+                    .plans
+                    .iter()
+                    .map(|p| MaintenancePlanInput {
+                        plan: p.plan.clone(),
+                        months: p.months,
+                        price: p.price.clone(),
+                        within_days: p.within_days,
+                    })
+                    .collect(),
+            }),
+            service_credits: self
+                .service_credits
+                .iter()
+                .map(|c| ServiceCreditInput {
+                    priority: c.priority,
+                    kpi: c.kpi,
+                    amount: c.amount.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A compatible device model: `[[devices]] model = "Yealink-T54W"
+/// provisioning_fee = "15"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceFile {
+    pub model: String,
+    /// One-time fee in iSC (a decimal string), charged when a device of this
+    /// model bought through another channel is provisioned.
+    pub provisioning_fee: String,
+}
+
+/// `[maintenance] policy_major = 7 policy_minor = 1`, then its plans.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceFile {
+    /// The release from which an upgrade needs coverage (Allworx: 7.1).
+    pub policy_major: u32,
+    pub policy_minor: u32,
+    #[serde(default)]
+    pub plans: Vec<PlanFile>,
+}
+
+/// `[[maintenance.plans]] plan = "5y" months = 60 price = "900" within_days = 90`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanFile {
+    pub plan: String,
+    pub months: u32,
+    /// Price in iSC, a decimal string.
+    pub price: String,
+    /// Bought at most this many days after commissioning; 0 (default): any time.
+    #[serde(default)]
+    pub within_days: u32,
+}
+
+/// `[[service_credits]] priority = 1 kpi = "response" amount = "10"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceCreditFile {
+    pub priority: u32,
+    /// `response`, `update` or `repair`.
+    pub kpi: SlaKpi,
+    /// iSC granted per breach, a decimal string.
+    pub amount: String,
 }
 
 /// An instant in a file: Unix seconds or RFC 3339 (as the `prices publish`
@@ -92,6 +208,12 @@ pub struct Report {
     pub catalogue_version: u32,
     /// Whether the catalogue is the built-in one.
     pub catalogue_builtin: bool,
+    /// Number of compatible device models.
+    pub devices: usize,
+    /// The maintenance section: policy release and number of plans.
+    pub maintenance: Option<(u32, u32, usize)>,
+    /// Number of service credits.
+    pub service_credits: usize,
     /// Remarks that do not make the list invalid (types the license model
     /// does not describe, so no rule applies to them).
     pub notes: Vec<String>,
@@ -109,6 +231,18 @@ impl fmt::Display for Report {
             "price list version {} (effective_at {}): {} license types, valid with {which} version {}",
             self.version, self.effective_at, self.entries, self.catalogue_version
         )?;
+        if self.devices > 0 {
+            writeln!(f, "{} compatible device models", self.devices)?;
+        }
+        if let Some((major, minor, plans)) = self.maintenance {
+            writeln!(
+                f,
+                "maintenance: upgrades past {major}.{minor} need coverage; {plans} plans"
+            )?;
+        }
+        if self.service_credits > 0 {
+            writeln!(f, "{} service credits", self.service_credits)?;
+        }
         for note in &self.notes {
             writeln!(f, "note: {note}")?;
         }
@@ -169,32 +303,23 @@ pub fn check_price_list(
     let cmd = Command::PublishPriceList {
         version: list.version,
         effective_at,
-        entries: list
-            .entries
-            .iter()
-            .map(|e| PriceEntryInput {
-                license_type: e.license_type.clone(),
-                tiers: e
-                    .tiers
-                    .iter()
-                    .map(|t| TierInput {
-                        from_qty: t.from_qty,
-                        monthly_price: t.monthly_price.clone(),
-                    })
-                    .collect(),
-            })
-            .collect(),
+        entries: list.entries_input(),
         catalogue,
+        ext: list.ext_input(),
     };
     let decided = Ledger::new(Policy::default())
         .decide(&cmd, effective_at)
         .map_err(|r| r.message)?;
-    let Decision::Append(Event {
-        body: EventBody::PriceListPublished(published),
-        ..
-    }) = decided
-    else {
-        return Err("the ledger did not decide a price-list publication".to_string());
+    let (published, ext) = match decided {
+        Decision::Append(Event {
+            body: EventBody::PriceListPublished(list),
+            ..
+        }) => (list, Default::default()),
+        Decision::Append(Event {
+            body: EventBody::PriceListPublishedExt { list, ext },
+            ..
+        }) => (list, ext),
+        _ => return Err("the ledger did not decide a price-list publication".to_string()),
     };
     let notes = published
         .entries
@@ -210,6 +335,12 @@ pub fn check_price_list(
         entries: published.entries.len(),
         catalogue_version: published.catalogue.version,
         catalogue_builtin,
+        devices: ext.devices.len(),
+        maintenance: ext
+            .maintenance
+            .as_ref()
+            .map(|m| (m.policy_major, m.policy_minor, m.plans.len())),
+        service_credits: ext.service_credits.len(),
         notes,
     })
 }
@@ -236,6 +367,12 @@ mod tests {
         assert_eq!(report.entries, 18);
         assert_eq!(report.catalogue_version, 1);
         assert!(report.catalogue_builtin && report.notes.is_empty());
+        assert_eq!(report.devices, 3);
+        assert_eq!(report.maintenance, Some((7, 1, 2)));
+        assert_eq!(report.service_credits, 2);
+        assert!(report
+            .to_string()
+            .contains("maintenance: upgrades past 7.1 need coverage; 2 plans"));
         assert!(report
             .to_string()
             .starts_with("price list version 1 (effective_at 1767225600): 18 license types"));
@@ -268,6 +405,24 @@ mod tests {
                 "version = 1",
                 "version = 1
 colour = 2",
+                "unknown field",
+            ),
+            (
+                r#"provisioning_fee = "15""#,
+                r#"provisioning_fee = "-15""#,
+                "provisioning fee of device model Yealink-T54W",
+            ),
+            (
+                r#"model = "Yealink-T46U""#,
+                r#"model = "Yealink-T54W""#,
+                "device model Yealink-T54W appears twice",
+            ),
+            ("months = 12", "months = 0", "must last 1 to 120 months"),
+            (r#"kpi = "repair""#, r#"kpi = "uptime""#, "unknown variant"),
+            ("priority = 1", "priority = 9", "priority must be 1 to 4"),
+            (
+                "within_days = 0 ",
+                "within_days = 0\nrefund = true ",
                 "unknown field",
             ),
         ];

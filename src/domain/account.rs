@@ -16,7 +16,7 @@ use super::event::{EventBody, LicenseLine, NoticeKind, Policy};
 use super::money::{
     accrual, seconds_to_deplete, Nano, UnixSeconds, MAX_BALANCE, MAX_MONTHLY_UNIT_PRICE, MAX_TOP_UP,
 };
-use super::prices::{tiered_cost, PriceList, Tier};
+use super::prices::{tiered_cost, PriceList, PriceListExt, Tier, EMPTY_EXT};
 use super::typenames::TypeNames;
 use super::Hosting;
 use compact_str::CompactString;
@@ -75,6 +75,8 @@ pub struct PriceBook {
     rates: Vec<Rates>,
     /// Version → index in `rates` (a PBX may be frozen to any version).
     rate_index: FastMap<u32, u32>,
+    /// The extension sections of the lists that have them (spec §14–§16).
+    exts: BTreeMap<u32, PriceListExt>,
 }
 
 impl std::ops::Deref for PriceBook {
@@ -87,6 +89,39 @@ impl std::ops::Deref for PriceBook {
 impl PriceBook {
     pub fn new() -> PriceBook {
         PriceBook::default()
+    }
+
+    /// The extension of list `version` (empty when it has none).
+    pub fn ext(&self, version: u32) -> &PriceListExt {
+        self.exts.get(&version).unwrap_or(&EMPTY_EXT)
+    }
+
+    /// The extension of the newest list (empty when there is none).
+    pub fn newest_ext(&self) -> &PriceListExt {
+        self.lists
+            .keys()
+            .next_back()
+            .map_or(&EMPTY_EXT, |v| self.ext(*v))
+    }
+
+    /// Records a published list with its extension.
+    pub fn insert_with_ext(
+        &mut self,
+        list: PriceList,
+        ext: PriceListExt,
+    ) -> Result<(), ApplyError> {
+        if !ext.within_bounds() {
+            return Err(ApplyError(format!(
+                "price list {} has device fees, plans or service credits that no published list can have",
+                list.version
+            )));
+        }
+        let version = list.version;
+        self.insert(list)?;
+        if !ext.is_empty() {
+            self.exts.insert(version, ext);
+        }
+        Ok(())
     }
 
     /// Records a published list; versions must strictly increase (as
@@ -675,7 +710,9 @@ impl Account {
                 self.runout_at = None;
                 return Ok(());
             }
-            EventBody::AccountOpened { .. } | EventBody::PriceListPublished(_) => {
+            EventBody::AccountOpened { .. }
+            | EventBody::PriceListPublished(_)
+            | EventBody::PriceListPublishedExt { .. } => {
                 return Err(ApplyError("not an event of an open account".into()));
             }
         }

@@ -7,7 +7,7 @@
 
 use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds};
-use super::prices::{PriceEntryInput, PriceList};
+use super::prices::{PriceEntryInput, PriceList, PriceListExt, PriceListExtInput};
 use super::Hosting;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -61,6 +61,9 @@ pub enum Command {
         /// License-model rules to record with the list; `None`: the built-in
         /// V13 catalogue.
         catalogue: Option<Catalogue>,
+        /// Device models, maintenance plans, service credits (spec §14–§16);
+        /// empty: the list has none (and is stored as a plain list).
+        ext: PriceListExtInput,
     },
     CloseAccount {
         account_id: String,
@@ -112,6 +115,12 @@ pub enum EventBody {
         /// The balance forfeited, recorded so an auditor sees it in the log.
         forfeited: Nano,
     },
+    /// A price list with the sections added after record version 1
+    /// (spec §14–§16). A list without them is stored as `PriceListPublished`.
+    PriceListPublishedExt {
+        list: PriceList,
+        ext: PriceListExt,
+    },
 }
 
 impl Event {
@@ -123,7 +132,7 @@ impl Event {
             | EventBody::ConfigChanged { account_id, .. }
             | EventBody::ToppedUp { account_id, .. }
             | EventBody::AccountClosed { account_id, .. } => Some(account_id),
-            EventBody::PriceListPublished(_) => None,
+            EventBody::PriceListPublished(_) | EventBody::PriceListPublishedExt { .. } => None,
         }
     }
 }

@@ -20,7 +20,10 @@ use super::money::{
     seconds_to_deplete, Nano, UnixSeconds, MAX_ACCOUNT_MONTHLY_RATE, MAX_BALANCE, MAX_TOP_UP,
 };
 use super::prefetch;
-use super::prices::{check_succession, parse_price_list, PriceList};
+use super::prices::{
+    check_ext_succession, check_succession, parse_price_list, parse_price_list_ext, PriceList,
+    PriceListExt, EMPTY_EXT,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -147,6 +150,13 @@ impl Ledger {
             .find(|list| list.effective_at <= at)
     }
 
+    /// The extension sections (devices, maintenance, service credits) of the
+    /// list in effect at `at`; empty when none is in effect or it has none.
+    pub fn ext_in_effect(&self, at: UnixSeconds) -> &PriceListExt {
+        self.list_in_effect(at)
+            .map_or(&EMPTY_EXT, |list| self.prices.ext(list.version))
+    }
+
     /// The first redemption of an activation key.
     pub fn key_use(&self, activation_key: &str) -> Option<KeyUse> {
         self.keys.get(activation_key)
@@ -234,8 +244,10 @@ impl Ledger {
                 effective_at,
                 entries,
                 catalogue,
+                ext,
             } => {
                 let mut list = parse_price_list(*version, *effective_at, entries)?;
+                let ext = parse_price_list_ext(ext)?;
                 if let Some(catalogue) = catalogue {
                     catalogue.validate().map_err(|e| {
                         Rejection::invalid(format!("license catalogue is invalid: {e}"))
@@ -248,7 +260,12 @@ impl Ledger {
                     )));
                 }
                 check_succession(&list, self.prices.values().next_back())?;
-                EventBody::PriceListPublished(list)
+                check_ext_succession(list.version, &ext, self.prices.newest_ext())?;
+                if ext.is_empty() {
+                    EventBody::PriceListPublished(list)
+                } else {
+                    EventBody::PriceListPublishedExt { list, ext }
+                }
             }
             Command::CloseAccount { account_id } => {
                 check_id("account id", account_id)?;
@@ -466,6 +483,14 @@ impl Ledger {
         let (account_id, pbx_id) = match &ev.body {
             EventBody::PriceListPublished(list) => {
                 self.prices.insert(list.clone())?;
+                return Ok(Receipt {
+                    seq,
+                    at,
+                    balance: None,
+                });
+            }
+            EventBody::PriceListPublishedExt { list, ext } => {
+                self.prices.insert_with_ext(list.clone(), ext.clone())?;
                 return Ok(Receipt {
                     seq,
                     at,

@@ -1002,6 +1002,7 @@ mod ledger_tests {
                 })
                 .collect(),
             catalogue,
+            ext: Default::default(),
         }
     }
 

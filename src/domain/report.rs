@@ -392,7 +392,7 @@ pub fn statement(
                         .lines
                         .push(Lines::line(ev.at, LineKind::Close, Nano::ZERO));
                 }
-                EventBody::PriceListPublished(_) => {}
+                EventBody::PriceListPublished(_) | EventBody::PriceListPublishedExt { .. } => {}
             }
         }
         let after = std::mem::take(&mut lines.after_event);

@@ -126,6 +126,7 @@ pub fn sample_price_list(version: u32, effective_at: i64, factor: u32) -> Comman
         effective_at,
         entries,
         catalogue: None,
+        ext: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ fn prices(version: u32, effective_at: i64, entries: &[(&str, &[(u32, &str)])]) -
         effective_at,
         entries: price_entries(entries),
         catalogue: None,
+        ext: Default::default(),
     }
 }
 
@@ -660,4 +661,94 @@ fn a_forged_log_with_out_of_bound_money_is_refused_not_folded() {
     // were known: in general a refused record may leave the account accrued
     // to its instant (replay stops at it; the live path never meets one).
     assert_eq!(sim.ledger, before, "these refused records changed nothing");
+}
+
+#[test]
+fn a_price_list_with_devices_maintenance_and_credits_is_its_own_event() {
+    use super::event::{Decision, Event, EventBody};
+    use super::prices::{parse_price_list_ext, SlaKpi};
+    let mut sim = sim_with(Policy::default());
+    // A list without the new sections is stored exactly as before.
+    assert!(matches!(sim.log[0].body, EventBody::PriceListPublished(_)));
+    assert!(sim.ledger.ext_in_effect(T0).is_empty());
+    let ext = super::prices::tests::ext_input(
+        &[("Yealink-T54W", "15")],
+        Some((7, 1, &[("5y", 60, "900", 90), ("1y", 12, "250", 0)])),
+        &[(1, SlaKpi::Response, "10")],
+    );
+    let with_ext = |version: u32, effective_at: i64, ext| Command::PublishPriceList {
+        version,
+        effective_at,
+        entries: price_entries(&[("A", &[(1, "2.628")]), ("B", &[(1, "0")])]),
+        catalogue: None,
+        ext,
+    };
+    let r = sim.run(&with_ext(2, T0 + 100, ext.clone()), T0).unwrap();
+    assert_eq!(r.balance, None);
+    let EventBody::PriceListPublishedExt { list, ext: stored } = &sim.log.last().unwrap().body
+    else {
+        panic!("an extended price list event")
+    };
+    assert_eq!(list.version, 2);
+    assert_eq!(stored, &parse_price_list_ext(&ext).unwrap());
+    assert_eq!(sim.log.last().unwrap().account_id(), None);
+    // In effect from its date on; the older list has none.
+    assert!(sim.ledger.ext_in_effect(T0 + 99).is_empty());
+    let now = sim.ledger.ext_in_effect(T0 + 100);
+    assert_eq!(
+        now.device("Yealink-T54W").unwrap().provisioning_fee,
+        n("15")
+    );
+    assert_eq!(now.service_credit(1, SlaKpi::Response), Some(n("10")));
+    assert_eq!(sim.ledger.prices().ext(2), stored);
+    // A later list must keep the model (and the maintenance section).
+    let mut dropped = ext.clone();
+    dropped.devices.clear();
+    let before = sim.ledger.clone();
+    assert_eq!(
+        code(sim.run(&with_ext(3, T0 + 100, dropped), T0)),
+        Code::FailedPrecondition
+    );
+    let mut no_maintenance = ext.clone();
+    no_maintenance.maintenance = None;
+    assert_eq!(
+        code(sim.run(&with_ext(3, T0 + 100, no_maintenance), T0)),
+        Code::FailedPrecondition
+    );
+    assert_eq!(
+        code(sim.run(
+            &prices(3, T0 + 100, &[("A", &[(1, "1")]), ("B", &[(1, "0")])]),
+            T0
+        )),
+        Code::FailedPrecondition,
+        "a list without sections drops the model too"
+    );
+    let mut bad_fee = ext.clone();
+    bad_fee.devices[0].provisioning_fee = "1.0000000001".into();
+    assert_eq!(
+        code(sim.run(&with_ext(3, T0 + 100, bad_fee), T0)),
+        Code::InvalidArgument
+    );
+    assert_eq!(sim.ledger, before, "rejections change nothing");
+    // Replay gives the same state; a forged fee is refused by apply.
+    assert_eq!(
+        super::Ledger::replay(Policy::default(), &sim.log).unwrap(),
+        sim.ledger
+    );
+    let Ok(Decision::Append(good)) = sim.ledger.decide(&with_ext(3, T0 + 100, ext), T0) else {
+        panic!("a list keeping every section is accepted")
+    };
+    let EventBody::PriceListPublishedExt { list, mut ext } = good.body else {
+        panic!("extended")
+    };
+    ext.devices[0].provisioning_fee = Nano(-1);
+    let forged = Event {
+        at: T0,
+        body: EventBody::PriceListPublishedExt { list, ext },
+    };
+    let err = sim
+        .ledger
+        .apply(sim.ledger.last_seq() + 1, &forged)
+        .unwrap_err();
+    assert!(err.0.contains("no published list can have"), "{err}");
 }

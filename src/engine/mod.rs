@@ -438,6 +438,7 @@ mod tests {
     fn prices() -> Command {
         Command::PublishPriceList {
             catalogue: None,
+            ext: Default::default(),
             version: 1,
             effective_at: 0,
             entries: vec![PriceEntryInput {
@@ -607,6 +608,7 @@ mod scheduler_tests {
         let e = Engine::start(dir.path(), EngineConfig::default(), clock.clone()).unwrap();
         e.execute(Command::PublishPriceList {
             catalogue: None,
+            ext: Default::default(),
             version: 1,
             effective_at: 0,
             entries: vec![PriceEntryInput {

@@ -64,6 +64,7 @@ impl Workload {
                     },
                 ],
                 catalogue: None,
+                ext: Default::default(),
             };
         }
         let roll = self.rng.below(1000);

@@ -108,6 +108,7 @@ pub fn price_list(version: u32, effective_at: i64, price: &str) -> pb::PublishPr
             }],
         }],
         catalogue_toml: String::new(),
+        ..Default::default()
     }
 }
 

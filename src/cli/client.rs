@@ -469,7 +469,7 @@ fn parse_license(s: &str) -> anyhow::Result<pb::LicenseLine> {
 /// Reads a TOML or JSON price-list file (the format `prices check` owns)
 /// into the request.
 pub fn read_price_file(path: &std::path::Path) -> anyhow::Result<pb::PublishPriceListRequest> {
-    use crate::prices_check::{parse_price_list, parse_price_list_json, Instant};
+    use super::prices_check::{parse_price_list, parse_price_list_json, Instant};
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = if path.extension().is_some_and(|e| e == "json") {

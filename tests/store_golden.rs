@@ -86,3 +86,35 @@ fn golden_log_v1_stays_readable() {
         open_ledger_with(&dir, Policy::default(), StoreOptions::default()).expect("open_ledger");
     assert_eq!(ledger.last_seq(), 120);
 }
+
+/// The golden log's Merkle tree head (spec §13): its 120 records' chain
+/// hashes as leaves. Pinned (and cross-checked with an independent
+/// recursive MTH over the chain hashes of `golden-v1.jsonl`).
+#[test]
+fn golden_log_v1_tree_head() {
+    use isc_ledger::store::merkle::{leaf_hash, verify_inclusion, MerkleTree};
+    use isc_ledger::store::{LogStore, SledLog};
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("golden");
+    copy_dir(&data().join("golden-v1"), &dir);
+    let log: SledLog<isc_ledger::domain::Event> =
+        SledLog::open(&dir, StoreOptions::default()).expect("open");
+    let mut tree = MerkleTree::new();
+    for r in log.read_raw(1, u64::MAX) {
+        tree.push(r.expect("intact").hash);
+    }
+    assert_eq!(tree.size(), 120);
+    let root = tree.root();
+    assert_eq!(
+        hex::encode(root),
+        "1d9d849879283233fb5eea404d871e04993c6a766aee61ef4aea7cb35c78ceda"
+    );
+    let chain = log
+        .read_raw(77, 77)
+        .next()
+        .expect("one")
+        .expect("intact")
+        .hash;
+    let path = tree.inclusion_proof(76, 120).expect("in range");
+    verify_inclusion(76, 120, &leaf_hash(&chain), &path, &root).expect("verifies");
+}

@@ -20,7 +20,9 @@ pub mod codec;
 pub mod event_v1;
 pub mod index;
 pub mod ledger;
+pub mod merkle;
 pub mod sled_log;
+pub mod sth;
 pub mod verify;
 pub mod workload;
 
@@ -28,6 +30,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use codec::{Hash, GENESIS_HASH};
 pub use sled_log::{SledLog, StoreOptions};
+pub use sth::SignedTreeHead;
 
 /// Default data directory of every subcommand (spec §10).
 pub const DEFAULT_DATA_DIR: &str = "./isc-ledger-data";
@@ -94,6 +97,25 @@ pub struct StoredRecord<E> {
     pub event: E,
 }
 
+/// One record exactly as stored and hashed (ReadLog, copies between
+/// backends, standby tailing): `hash` is
+/// `codec::record_hash(prev_hash, seq, at, payload)` for `version` 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// Dense sequence number from 1.
+    pub seq: u64,
+    /// Instant the event takes effect (Unix seconds).
+    pub at: i64,
+    /// Record layout version (1: see `codec`).
+    pub version: u8,
+    /// Hash of the record before (zeros for seq 1).
+    pub prev_hash: Hash,
+    /// This record's chain hash.
+    pub hash: Hash,
+    /// The event bytes (bincode 2 standard of the event), as hashed.
+    pub payload: Vec<u8>,
+}
+
 /// A snapshot of the folded state and the head it covers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot<S> {
@@ -146,6 +168,9 @@ pub enum StoreError {
     /// A snapshot could not be encoded or decoded.
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// The stored signed tree head could not be read or written.
+    #[error("signed tree head: {0}")]
+    SignedHead(#[from] sth::SthError),
 }
 
 /// A backend for the log. sled is the embedded default ([`SledLog`]); a
@@ -167,6 +192,15 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
         to_seq: u64,
     ) -> impl Iterator<Item = Result<StoredRecord<E>, StoreError>> + '_;
 
+    /// Records `from_seq..=to_seq` (clamped to the log) exactly as stored,
+    /// in seq order; the chain is checked as it is read (a break is an
+    /// error at its seq, after which the iterator ends).
+    fn read_raw(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> impl Iterator<Item = Result<RawRecord, StoreError>> + '_;
+
     /// Every record of one account, in seq order, without scanning the log.
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError>;
 
@@ -177,4 +211,14 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
     /// The newest snapshot that is intact, of `S::schema()`, and whose chain
     /// hash matches the log; `None` when there is none (replay from seq 1).
     fn load_snapshot<S: SnapshotState>(&self) -> Result<Option<Snapshot<S>>, StoreError>;
+
+    /// Stores the newest signed tree head (sled: the file
+    /// `<data>/signed-tree-head.json`, replaced atomically). `durable`
+    /// makes it survive a power loss (fsync of the file and directory);
+    /// otherwise it may lag behind after a crash (ARCHITECTURE.md).
+    fn save_signed_head(&self, head: &SignedTreeHead, durable: bool) -> Result<(), StoreError>;
+
+    /// The stored signed tree head; `None` when none was ever stored, an
+    /// error when it is there but unreadable. Not checked against the log.
+    fn load_signed_head(&self) -> Result<Option<SignedTreeHead>, StoreError>;
 }

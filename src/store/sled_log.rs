@@ -23,7 +23,11 @@ use super::codec::{
     RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES, MAX_RECORDS_PER_FRAME,
 };
 use super::index::AccountIndex;
-use super::{Head, Indexed, LogStore, Snapshot, SnapshotState, StoreError, StoredRecord};
+use super::sth::{SignedTreeHead, HEAD_FILE};
+use super::{
+    Head, Indexed, LogStore, RawRecord as StoredRaw, Snapshot, SnapshotState, StoreError,
+    StoredRecord,
+};
 
 /// Key of the head marker in tree `log`: sorts after every 8-byte seq key.
 pub const HEAD_KEY: &[u8] = &[0xff; 9];
@@ -628,6 +632,21 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         }
     }
 
+    fn read_raw(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> impl Iterator<Item = Result<StoredRaw, StoreError>> + '_ {
+        RawIter {
+            log: &self.log,
+            next: from_seq.max(1),
+            to: to_seq.min(self.head.seq),
+            buf: Vec::new().into_iter(),
+            prev_end_hash: None,
+            failed: false,
+        }
+    }
+
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError> {
         self.catch_up_index()?;
         let mut seqs = self.index_mut().seqs(account_id);
@@ -748,6 +767,100 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
             }
         }
         Ok(None)
+    }
+
+    fn save_signed_head(&self, head: &SignedTreeHead, durable: bool) -> Result<(), StoreError> {
+        Ok(head.write_file(&self.dir.join(HEAD_FILE), durable && self.opts.fdatasync)?)
+    }
+
+    fn load_signed_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+        let path = self.dir.join(HEAD_FILE);
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(Some(SignedTreeHead::read_file(&path)?)),
+        }
+    }
+}
+
+/// Iterator behind [`LogStore::read_raw`]: one frame at a time (no lock
+/// held between items), the chain checked inside frames by hashing and
+/// between frames by their `prev_hash`.
+struct RawIter<'a> {
+    log: &'a sled::Tree,
+    next: u64,
+    to: u64,
+    buf: std::vec::IntoIter<StoredRaw>,
+    prev_end_hash: Option<Hash>,
+    failed: bool,
+}
+
+impl RawIter<'_> {
+    fn load_frame(&mut self) -> Result<(), StoreError> {
+        let found = match self.log.range(..=seq_key(self.next)).next_back() {
+            Some(item) => Some(item?),
+            None => None,
+        };
+        let (k, v) = found.ok_or_else(|| corrupt(self.next, "record missing"))?;
+        let first = key_seq(&k).ok_or_else(|| corrupt(self.next, "record missing"))?;
+        let mut scratch = Vec::new();
+        let frame = decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
+        let end = first + frame.records.len() as u64;
+        if end <= self.next {
+            return Err(corrupt(self.next, "record missing (gap in seqs)"));
+        }
+        if let Some(h) = self.prev_end_hash {
+            if first != self.next {
+                return Err(corrupt(self.next, "record missing (frames overlap)"));
+            }
+            if frame.prev_hash != h {
+                return Err(corrupt(
+                    first,
+                    "prev_hash does not match the hash of the record before (chain broken)",
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(frame.records.len());
+        let mut prev = frame.prev_hash;
+        for r in &frame.records {
+            let hash = record_hash(&prev, r.seq, r.at, r.event);
+            if r.seq >= self.next && r.seq <= self.to {
+                out.push(StoredRaw {
+                    seq: r.seq,
+                    at: r.at,
+                    version: r.version,
+                    prev_hash: prev,
+                    hash,
+                    payload: r.event.to_vec(),
+                });
+            }
+            prev = hash;
+        }
+        self.prev_end_hash = Some(prev);
+        self.next = end;
+        self.buf = out.into_iter();
+        Ok(())
+    }
+}
+
+impl Iterator for RawIter<'_> {
+    type Item = Result<StoredRaw, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if let Some(r) = self.buf.next() {
+            return Some(Ok(r));
+        }
+        if self.next > self.to {
+            return None;
+        }
+        if let Err(e) = self.load_frame() {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        self.next()
     }
 }
 
@@ -935,6 +1048,55 @@ mod tests {
         })
         .expect("scan");
         assert_eq!(n, 3002);
+    }
+
+    #[test]
+    fn read_raw_gives_the_stored_bytes_and_chain() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut s = open(tmp.path());
+        let big: Vec<_> = (0..2500).map(|i| (i / 3, ev("a", i as i128))).collect();
+        s.append(&big[..700]).expect("append");
+        s.append(&big[700..]).expect("append");
+        let typed: Vec<_> = s
+            .read_range(1, u64::MAX)
+            .collect::<Result<_, _>>()
+            .expect("read");
+        let raw: Vec<_> = s
+            .read_raw(0, u64::MAX)
+            .collect::<Result<_, _>>()
+            .expect("read raw");
+        assert_eq!(raw.len(), 2500);
+        for (r, t) in raw.iter().zip(&typed) {
+            assert_eq!(
+                (r.seq, r.at, r.prev_hash, r.hash),
+                (t.seq, t.at, t.prev_hash, t.hash)
+            );
+            assert_eq!(r.hash, record_hash(&r.prev_hash, r.seq, r.at, &r.payload));
+            let ev: Ev = bincode::serde::decode_from_slice(&r.payload, bincode::config::standard())
+                .expect("decodes")
+                .0;
+            assert_eq!(ev, t.event);
+        }
+        let mid: Vec<_> = s
+            .read_raw(1023, 1026)
+            .collect::<Result<_, _>>()
+            .expect("read raw");
+        assert_eq!(mid, raw[1022..1026].to_vec());
+        assert_eq!(s.read_raw(2501, 3000).count(), 0);
+        assert_eq!(s.read_raw(5, 4).count(), 0);
+    }
+
+    #[test]
+    fn signed_head_file_round_trip() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let s = open(tmp.path());
+        assert_eq!(s.load_signed_head().expect("none"), None);
+        let key = crate::store::sth::LedgerKey::from_seed(&[3; 32]);
+        let h = key.sign(0, crate::store::merkle::EMPTY_ROOT, 0);
+        s.save_signed_head(&h, true).expect("save");
+        assert_eq!(s.load_signed_head().expect("load"), Some(h));
+        std::fs::write(tmp.path().join(HEAD_FILE), "{").expect("write");
+        assert!(s.load_signed_head().is_err());
     }
 
     #[test]

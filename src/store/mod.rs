@@ -21,6 +21,7 @@ pub mod event_v1;
 pub mod index;
 pub mod ledger;
 pub mod merkle;
+pub mod pg_lease;
 pub mod sled_log;
 pub mod sth;
 pub mod verify;

@@ -162,3 +162,5 @@ pub fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: tonic::Cod
         }
     }
 }
+
+pub mod pg_ha;

@@ -271,6 +271,66 @@ fn state(s: AccountState) -> pb::AccountState {
     }
 }
 
+/// `ListAccounts` request → the engine's query (`INVALID_ARGUMENT` for an
+/// unknown state or order; every other check is the index's).
+pub fn list_query(r: pb::ListAccountsRequest) -> Result<crate::engine::ListQuery, Status> {
+    use crate::engine::{ListOrder, ListQuery};
+    let state = match pb::AccountState::try_from(r.state) {
+        Ok(pb::AccountState::Unspecified) => None,
+        Ok(pb::AccountState::Active) => Some(AccountState::Active),
+        Ok(pb::AccountState::Suspended) => Some(AccountState::Suspended),
+        Ok(pb::AccountState::Idle) => Some(AccountState::Idle),
+        Ok(pb::AccountState::Closed) => Some(AccountState::Closed),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown state {}",
+                r.state
+            )))
+        }
+    };
+    let order = match pb::list_accounts_request::Order::try_from(r.order) {
+        Ok(pb::list_accounts_request::Order::Runout) => ListOrder::Runout,
+        Ok(pb::list_accounts_request::Order::Id) => ListOrder::Id,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown order {}",
+                r.order
+            )))
+        }
+    };
+    Ok(ListQuery {
+        state,
+        runout_before: (r.runout_before != 0).then_some(r.runout_before),
+        runout_within: (r.runout_within_seconds != 0).then_some(r.runout_within_seconds),
+        prefix: r.id_prefix,
+        order,
+        page_size: r.page_size as usize,
+        page_token: r.page_token,
+    })
+}
+
+/// A listing page → proto.
+pub fn list_page(p: crate::engine::ListPage) -> pb::ListAccountsResponse {
+    pb::ListAccountsResponse {
+        accounts: p
+            .rows
+            .into_iter()
+            .map(|s| pb::AccountRow {
+                account_id: s.account_id,
+                state: state(s.state) as i32,
+                balance: amount(s.balance),
+                monthly_rate: amount(s.monthly_rate),
+                daily_rate: amount(s.daily_rate),
+                runtime_seconds: s.runtime_seconds,
+                runout_at: s.runout_at,
+                pbx_count: s.pbx_count,
+            })
+            .collect(),
+        next_page_token: p.next_page_token,
+        at: p.at,
+    }
+}
+
 /// Account view → proto.
 pub fn account_view(v: AccountView) -> pb::AccountView {
     pb::AccountView {

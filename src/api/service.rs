@@ -206,6 +206,18 @@ impl pb::ledger_server::Ledger for LedgerService {
             .map_err(status::from_engine)?;
         Ok(Response::new(convert::compliance(rep)))
     }
+
+    async fn list_accounts(
+        &self,
+        req: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        require(&req, Permission::Read)?;
+        let q = convert::list_query(req.into_inner())?;
+        // A page walks at most its rows plus what the filters skip; inline
+        // like GetAccount (the state lock is held only for the walk).
+        let page = self.engine.list_accounts(&q).map_err(status::from_engine)?;
+        Ok(Response::new(convert::list_page(page)))
+    }
 }
 
 /// The `isc.ledger.v1.Clock` service (only with `--clock manual`).

@@ -268,33 +268,7 @@ fn write_statement(st: &Statement, format: Format, out: &mut dyn Write) -> anyho
             serde_json::to_writer_pretty(&mut *out, st)?;
             writeln!(out)?;
         }
-        Format::Csv => {
-            writeln!(
-                out,
-                "at,kind,amount,balance_after,from,to,seconds,monthly_rate,pbx_id,activation_key"
-            )?;
-            for l in &st.lines {
-                let (from, to, secs, rate) = match &l.accrual {
-                    Some(a) => (
-                        a.from.to_string(),
-                        a.to.to_string(),
-                        a.seconds.to_string(),
-                        a.monthly_rate.to_string(),
-                    ),
-                    None => Default::default(),
-                };
-                writeln!(
-                    out,
-                    "{},{},{},{},{from},{to},{secs},{rate},{},{}",
-                    l.at,
-                    kind_name(l),
-                    l.amount,
-                    l.balance_after,
-                    l.pbx_id.as_deref().unwrap_or(""),
-                    l.activation_key.as_deref().unwrap_or("")
-                )?;
-            }
-        }
+        Format::Csv => out.write_all(crate::domain::report::statement_csv(st).as_bytes())?,
         Format::Text => {
             writeln!(
                 out,
@@ -327,17 +301,8 @@ fn write_statement(st: &Statement, format: Format, out: &mut dyn Write) -> anyho
     Ok(())
 }
 
-fn kind_name(l: &crate::domain::StatementLine) -> String {
-    // TopUp -> TOP_UP, ConfigChange -> CONFIG_CHANGE (the §10 names).
-    let raw = format!("{:?}", l.kind);
-    let mut s = String::new();
-    for (i, c) in raw.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            s.push('_');
-        }
-        s.push(c.to_ascii_uppercase());
-    }
-    s
+fn kind_name(l: &crate::domain::StatementLine) -> &'static str {
+    l.kind.name()
 }
 
 /// `isc-ledger export`: JSON Lines, one record per line, with everything

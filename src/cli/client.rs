@@ -118,6 +118,24 @@ enum AccountCmd {
         /// Account id.
         account_id: String,
     },
+    /// List accounts, soonest runout first (agent, auditor, admin).
+    List {
+        /// Only this state: active, suspended, idle or closed.
+        #[arg(long, value_name = "S")]
+        state: Option<String>,
+        /// Only accounts whose credit runs out within this long, e.g. 7d.
+        #[arg(long, value_name = "DURATION")]
+        runout_within: Option<String>,
+        /// Only ids starting with this.
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Order by id instead of by runout.
+        #[arg(long)]
+        by_id: bool,
+        /// Stop after this many rows (0 = every matching account).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+    },
 }
 
 /// `config set`.
@@ -296,6 +314,52 @@ fn state_name(s: i32) -> &'static str {
         Ok(pb::AccountState::Closed) => "CLOSED",
         _ => "UNSPECIFIED",
     }
+}
+
+/// JSON form of listing rows.
+fn rows_json(rows: &[pb::AccountRow]) -> Value {
+    Value::Array(
+        rows.iter()
+            .map(|r| {
+                json!({
+                    "account_id": r.account_id, "state": state_name(r.state), "balance": r.balance,
+                    "monthly_rate": r.monthly_rate, "daily_rate": r.daily_rate,
+                    "runtime_seconds": r.runtime_seconds, "runout_at": r.runout_at,
+                    "pbx_count": r.pbx_count,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Human form of listing rows: one line each.
+fn rows_text(rows: &[pb::AccountRow], at: i64) -> String {
+    let mut s = format!(
+        "{} accounts at {}\n{:<24} {:<10} {:>20} {:>16} {:>14} {:<20} {:>4}\n",
+        rows.len(),
+        fmt_instant(at),
+        "account",
+        "state",
+        "balance",
+        "monthly_rate",
+        "runtime",
+        "runout",
+        "pbxs"
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "{:<24} {:<10} {:>20} {:>16} {:>14} {:<20} {:>4}\n",
+            r.account_id,
+            state_name(r.state),
+            r.balance,
+            r.monthly_rate,
+            r.runtime_seconds.map_or_else(|| "-".into(), fmt_duration),
+            r.runout_at.map_or_else(|| "-".into(), fmt_instant),
+            r.pbx_count
+        ));
+    }
+    s.pop();
+    s
 }
 
 /// JSON form of an account view.
@@ -528,6 +592,61 @@ pub async fn account(opts: &ClientOpts, a: AccountArgs) -> anyhow::Result<()> {
                 .map_err(rpc_err)?
                 .into_inner();
             print(opts, receipt_json(&r), receipt_text(&r));
+        }
+        AccountCmd::List {
+            state,
+            runout_within,
+            prefix,
+            by_id,
+            limit,
+        } => {
+            let state = match state.as_deref().map(str::to_ascii_lowercase).as_deref() {
+                None => pb::AccountState::Unspecified,
+                Some("active") => pb::AccountState::Active,
+                Some("suspended") => pb::AccountState::Suspended,
+                Some("idle") => pb::AccountState::Idle,
+                Some("closed") => pb::AccountState::Closed,
+                Some(other) => {
+                    bail!("--state {other:?}: expected active, suspended, idle or closed")
+                }
+            };
+            let within = runout_within
+                .as_deref()
+                .map(super::parse_duration_s)
+                .transpose()
+                .context("--runout-within")?;
+            let mut req = pb::ListAccountsRequest {
+                state: state as i32,
+                runout_within_seconds: within.unwrap_or(0),
+                id_prefix: prefix,
+                order: if by_id {
+                    pb::list_accounts_request::Order::Id
+                } else {
+                    pb::list_accounts_request::Order::Runout
+                } as i32,
+                page_size: 1000,
+                ..Default::default()
+            };
+            let mut rows = Vec::new();
+            let mut at = 0;
+            loop {
+                let page = c
+                    .list_accounts(req.clone())
+                    .await
+                    .map_err(rpc_err)?
+                    .into_inner();
+                at = if at == 0 { page.at } else { at };
+                rows.extend(page.accounts);
+                if limit > 0 && rows.len() >= limit {
+                    rows.truncate(limit);
+                    break;
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                req.page_token = page.next_page_token;
+            }
+            print(opts, rows_json(&rows), rows_text(&rows, at));
         }
         AccountCmd::Show { account_id, at } => {
             let at = at.as_deref().map(parse_instant).transpose()?.unwrap_or(0);

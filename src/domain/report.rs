@@ -60,24 +60,43 @@ pub struct AccountView {
     pub pbxs: Vec<PbxView>,
 }
 
-/// The view of `account` at `t >= account.since`, assuming no further events.
-pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> AccountView {
-    let closed = account.is_closed();
-    let suspended = !closed && account.suspended_at(t);
-    let idle = account.pbxs.iter().all(|p| p.licenses.is_empty());
-    let state = if closed {
+/// One account's headline at an instant: what a listing row shows (the
+/// view without its PBXs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    pub account_id: String,
+    pub at: UnixSeconds,
+    pub balance: Nano,
+    pub state: AccountState,
+    /// The enabled rate (0 while suspended or closed).
+    pub monthly_rate: Nano,
+    pub daily_rate: Nano,
+    /// Absent when nothing accrues or the runout is after 9999-12-31.
+    pub runtime_seconds: Option<i64>,
+    pub runout_at: Option<UnixSeconds>,
+    /// PBXs bound to the account.
+    pub pbx_count: u32,
+}
+
+/// The state of `account` at `t >= account.since` (spec §11 precedence).
+pub fn state_of(account: &Account, t: UnixSeconds) -> AccountState {
+    if account.is_closed() {
         AccountState::Closed
-    } else if suspended {
+    } else if account.suspended_at(t) {
         AccountState::Suspended
-    } else if idle {
+    } else if account.pbxs.iter().all(|p| p.licenses.is_empty()) {
         AccountState::Idle
     } else {
         AccountState::Active
-    };
-    let monthly_rate = if closed || suspended {
-        Nano::ZERO
-    } else {
-        account.configured_rate
+    }
+}
+
+/// The summary of `account` at `t >= account.since`, assuming no further events.
+pub fn summary_of(account: &Account, t: UnixSeconds) -> AccountSummary {
+    let state = state_of(account, t);
+    let monthly_rate = match state {
+        AccountState::Closed | AccountState::Suspended => Nano::ZERO,
+        _ => account.configured_rate,
     };
     let daily_rate = Nano(div_round_half_even(
         monthly_rate.0 * i128::from(SECONDS_PER_DAY),
@@ -86,6 +105,27 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
     let runout = account
         .runout()
         .filter(|t_zero| *t_zero > t && *t_zero <= MAX_REPORTED_INSTANT);
+    AccountSummary {
+        account_id: account.account_id.to_string(),
+        at: t,
+        balance: if state == AccountState::Closed {
+            Nano::ZERO
+        } else {
+            account.balance_at(t)
+        },
+        state,
+        monthly_rate,
+        daily_rate,
+        runtime_seconds: runout.map(|t_zero| t_zero - t),
+        runout_at: runout,
+        pbx_count: u32::try_from(account.pbxs.len()).unwrap_or(u32::MAX),
+    }
+}
+
+/// The view of `account` at `t >= account.since`, assuming no further events.
+pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> AccountView {
+    let s = summary_of(account, t);
+    let enabled = !matches!(s.state, AccountState::Closed | AccountState::Suspended);
     let pbxs = account
         .pbxs
         .iter()
@@ -94,7 +134,7 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
             PbxView {
                 pbx_id: pbx.pbx_id.to_string(),
                 price_list_version: pbx.price_version,
-                enabled: !closed && !suspended,
+                enabled,
                 monthly_cost: pbx.monthly_cost,
                 licenses: pbx
                     .licenses
@@ -118,18 +158,14 @@ pub fn view_of(account: &Account, prices: &PriceBook, t: UnixSeconds) -> Account
         })
         .collect();
     AccountView {
-        account_id: account.account_id.to_string(),
+        account_id: s.account_id,
         at: t,
-        balance: if closed {
-            Nano::ZERO
-        } else {
-            account.balance_at(t)
-        },
-        state,
-        monthly_rate,
-        daily_rate,
-        runtime_seconds: runout.map(|t_zero| t_zero - t),
-        runout_at: runout,
+        balance: s.balance,
+        state: s.state,
+        monthly_rate: s.monthly_rate,
+        daily_rate: s.daily_rate,
+        runtime_seconds: s.runtime_seconds,
+        runout_at: s.runout_at,
         pbxs,
     }
 }
@@ -193,6 +229,22 @@ pub enum LineKind {
     Forfeit,
     Open,
     Close,
+}
+
+impl LineKind {
+    /// The §10 name: `TOP_UP`, `CONFIG_CHANGE`, …
+    pub fn name(self) -> &'static str {
+        match self {
+            LineKind::TopUp => "TOP_UP",
+            LineKind::Accrual => "ACCRUAL",
+            LineKind::Depletion => "DEPLETION",
+            LineKind::Reactivation => "REACTIVATION",
+            LineKind::ConfigChange => "CONFIG_CHANGE",
+            LineKind::Forfeit => "FORFEIT",
+            LineKind::Open => "OPEN",
+            LineKind::Close => "CLOSE",
+        }
+    }
 }
 
 /// The interval of an accrual line.
@@ -312,6 +364,47 @@ impl Observer for Lines {
                 self.lines.push(line);
             }
         }
+    }
+}
+
+/// A statement as CSV, one row per line under a header: the one format of
+/// `statement --format csv` and the console's download.
+pub fn statement_csv(st: &Statement) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::from(
+        "at,kind,amount,balance_after,from,to,seconds,monthly_rate,pbx_id,activation_key\n",
+    );
+    for l in &st.lines {
+        let (from, to, secs, rate) = match &l.accrual {
+            Some(a) => (
+                a.from.to_string(),
+                a.to.to_string(),
+                a.seconds.to_string(),
+                a.monthly_rate.to_string(),
+            ),
+            None => Default::default(),
+        };
+        // Ids and keys are in `[A-Za-z0-9._-]` and `0x21..=0x7E`: a key with
+        // a comma or a quote is quoted so every row keeps ten fields.
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{from},{to},{secs},{rate},{},{}",
+            l.at,
+            l.kind.name(),
+            l.amount,
+            l.balance_after,
+            csv_field(l.pbx_id.as_deref().unwrap_or("")),
+            csv_field(l.activation_key.as_deref().unwrap_or(""))
+        );
+    }
+    out
+}
+
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
     }
 }
 

@@ -26,6 +26,7 @@
 //! - after a storage failure the writer refuses every write (UNAVAILABLE):
 //!   it no longer knows what is on disk, a restart replays the log.
 
+pub mod accounts;
 pub mod clock;
 mod writer;
 
@@ -36,6 +37,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use crate::domain::account::ApplyError;
 use crate::domain::ids::check_id;
 use crate::domain::{
     account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Event,
@@ -43,6 +45,7 @@ use crate::domain::{
 };
 use crate::store::ledger::{open_ledger_with, EventLog};
 use crate::store::{LogStore, StoreError, StoreOptions};
+pub use accounts::{AccountIndex, IndexCounts, ListOrder, ListPage, ListQuery};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 /// Most commands committed by one durable append. Bounds the latency of
@@ -136,6 +139,26 @@ pub(crate) struct Live {
     pub(crate) ledger: Ledger,
     /// Time-driven notices up to this instant have been published.
     pub(crate) published_until: i64,
+    /// The listing index over `ledger`'s accounts.
+    pub(crate) accounts: AccountIndex,
+}
+
+impl Live {
+    /// Folds one durable record into the shared state and the listing
+    /// index: the one way records reach what reads see.
+    pub(crate) fn apply_durable(&mut self, seq: u64, ev: &Event) -> Result<(), ApplyError> {
+        self.ledger.apply_quiet(seq, ev)?;
+        if let Some(id) = ev.account_id() {
+            self.accounts.update(&self.ledger, id);
+        }
+        Ok(())
+    }
+
+    /// Records that time-driven notices up to `t` are published.
+    pub(crate) fn published(&mut self, t: i64) {
+        self.published_until = t;
+        self.accounts.expire(t);
+    }
 }
 
 /// Counters of the writer's work, for logs and tests.
@@ -208,6 +231,7 @@ impl Engine {
         let shared = Arc::new(Shared {
             stats: Stats::default(),
             live: RwLock::new(Live {
+                accounts: AccountIndex::build(&ledger, published_until),
                 ledger: ledger.clone(),
                 published_until,
             }),
@@ -350,6 +374,21 @@ impl Engine {
         let events = self.history(account_id, seq)?;
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
         Ok(statement(&live.ledger, &events, account_id, from, to)?)
+    }
+
+    /// One page of the account listing, from the shared state's index
+    /// (never through the writer, never a scan of every account).
+    pub fn list_accounts(&self, q: &ListQuery) -> Result<ListPage, EngineError> {
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        let now = self.read_now(&live).max(live.published_until);
+        Ok(live.accounts.list(&live.ledger, q, now)?)
+    }
+
+    /// Accounts by state and runouts ahead, now.
+    pub fn account_counts(&self) -> Result<IndexCounts, EngineError> {
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        let now = self.read_now(&live).max(live.published_until);
+        Ok(live.accounts.counts(now))
     }
 
     /// The continuous-use report over `(from, to]`.

@@ -301,11 +301,11 @@ impl Writer {
                 Ok(mut live) => {
                     let first_seq = live.ledger.last_seq() + 1;
                     for (i, (_, ev)) in events.iter().enumerate() {
-                        if let Err(e) = live.ledger.apply(first_seq + i as u64, ev) {
+                        if let Err(e) = live.apply_durable(first_seq + i as u64, ev) {
                             tracing::error!("shared state refused a durable event: {}", e.0);
                         }
                     }
-                    live.published_until = self.published_until;
+                    live.published(self.published_until);
                     for n in notices {
                         // No receiver is fine; a slow one lags, never blocks us.
                         let _ = self.shared.notices.send(n);

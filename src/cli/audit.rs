@@ -118,7 +118,12 @@ fn open_audit(dir: &Path) -> anyhow::Result<EventLog> {
     if !dir.join("db").exists() {
         bail!("no ledger data in {} (use --data DIR)", dir.display());
     }
-    EventLog::open_for_audit(dir).with_context(|| format!("cannot open {}", dir.display()))
+    match EventLog::open_for_audit(dir) {
+        Ok(log) => Ok(log),
+        // Plain words, no "cannot open" in front: the service is running.
+        Err(e @ StoreError::InUse { .. }) => Err(e.into()),
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", dir.display())),
+    }
 }
 
 /// The policy the log was written under, as recorded in its newest

@@ -17,6 +17,7 @@
 //!   reported with the first bad seq.
 
 pub mod codec;
+pub mod datadir;
 pub mod event_v1;
 pub mod index;
 pub mod ledger;
@@ -172,6 +173,20 @@ pub enum StoreError {
     /// The stored signed tree head could not be read or written.
     #[error("signed tree head: {0}")]
     SignedHead(#[from] sth::SthError),
+    /// Another process holds the data directory's lock: a running service.
+    #[error(
+        "the ledger in {} is in use: a running isc-ledger service (or another process) holds its lock. \
+         The offline tools read a stopped store only; audit a live ledger with \
+         `isc-ledger audit --server URL`, or stop the service first",
+        dir.display()
+    )]
+    InUse {
+        /// The data directory.
+        dir: std::path::PathBuf,
+    },
+    /// The store's recorded settings, sled's `conf` and this build disagree.
+    #[error("store settings: {0}")]
+    Settings(String),
 }
 
 /// A backend for the log. sled is the embedded default ([`SledLog`]); a

@@ -22,6 +22,7 @@ use super::codec::{
     self, decode_frame, decode_head, encode_head, record_hash, FrameBuilder, FrameDefect, Hash,
     RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES, MAX_RECORDS_PER_FRAME,
 };
+use super::datadir::{self, sync_dir, PrivateCopy};
 use super::index::AccountIndex;
 use super::sth::{SignedTreeHead, HEAD_FILE};
 use super::{
@@ -95,6 +96,9 @@ pub struct SledLog<E> {
     /// Set while an append is in flight; stays set if it failed.
     poisoned: bool,
     _event: PhantomData<fn() -> E>,
+    /// The private copy an audit reads (removed when the log is dropped;
+    /// declared last so sled is closed first).
+    _copy: Option<PrivateCopy>,
 }
 
 pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
@@ -158,26 +162,24 @@ pub fn decode_event_serde<E: DeserializeOwned>(rec: &RawRecord<'_>) -> Result<E,
 /// lock still held after this is another process, reported as the error.
 const LOCK_WAIT_MS: u64 = 2_000;
 
-fn open_db_waiting_for_lock(dir: &Path) -> Result<sled::Db, sled::Error> {
+fn open_db_waiting_for_lock(dir: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(dir)
         .segment_size(SEGMENT_SIZE_BYTES);
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LOCK_WAIT_MS);
     loop {
         match config.open() {
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StoreError::InUse {
+                        dir: dir.to_path_buf(),
+                    });
+                }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            other => return other,
+            other => return Ok(other?),
         }
     }
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 impl<E> SledLog<E> {
@@ -185,17 +187,25 @@ impl<E> SledLog<E> {
     /// reports defects instead of refusing to open).
     fn open_sled(dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
         std::fs::create_dir_all(dir)?;
+        // Before sled reads (and, when empty, silently rewrites) its conf.
+        let settings = datadir::check_settings(dir)?;
         let db = open_db_waiting_for_lock(dir)?;
-        let log = db.open_tree("log")?;
-        let index_tree = db.open_tree("acct")?;
-        let snaps = db.open_tree("snap")?;
-        // Make the creation of sled's files durable once.
+        // Record the settings of a new store; make sled's conf (which sled
+        // never fsyncs) and the creation of sled's files durable once.
+        datadir::settle_settings(dir, &settings, opts.fdatasync)?;
         if opts.fdatasync {
             sync_dir(dir)?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
             }
         }
+        Self::from_db(db, dir, opts)
+    }
+
+    fn from_db(db: sled::Db, dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
+        let log = db.open_tree("log")?;
+        let index_tree = db.open_tree("acct")?;
+        let snaps = db.open_tree("snap")?;
         let data_file = File::open(dir.join("db"))?;
         let last_snapshot_seq = match snaps.last()? {
             Some((k, _)) => key_seq(&k).unwrap_or(0),
@@ -215,6 +225,7 @@ impl<E> SledLog<E> {
             last_snapshot_seq,
             poisoned: false,
             _event: PhantomData,
+            _copy: None,
         })
     }
 
@@ -369,13 +380,22 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
     }
 
     /// Opens the store for an audit: no tail repair, no checks; the head is
-    /// whatever the head marker says (see [`super::verify`]).
+    /// whatever the head marker says (see [`super::verify`]). sled writes on
+    /// open, so this opens a private copy of `dir`'s files
+    /// ([`PrivateCopy`]): `dir` itself is only read. Fails with
+    /// [`StoreError::InUse`] while a service runs on `dir`.
     pub fn open_for_audit(dir: &Path) -> Result<SledLog<E>, StoreError> {
+        let copy = PrivateCopy::take(dir)?;
         let opts = StoreOptions {
             fdatasync: false,
             ..StoreOptions::default()
         };
-        let mut s = Self::open_sled(dir, opts)?;
+        // Checked on the copy before sled opens it: the original's conf and
+        // settings file, byte for byte.
+        datadir::check_settings(copy.path())?;
+        let db = open_db_waiting_for_lock(copy.path())?;
+        let mut s = Self::from_db(db, copy.path(), opts)?;
+        s._copy = Some(copy);
         if let Some(v) = s.log.get(HEAD_KEY)? {
             if let Some((seq, at, hash)) = decode_head(&v) {
                 s.head = Head { seq, hash, at };

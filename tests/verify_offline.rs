@@ -82,7 +82,15 @@ fn check_untouched(dir: &Path, account: &str, to: i64) {
     assert_eq!(fingerprint(dir), before, "replay changed the directory");
     let to_s = to.to_string();
     let (ok, _, err) = run(&[
-        "statement", "--data", d, "--account", account, "--from", "0", "--to", &to_s,
+        "statement",
+        "--data",
+        d,
+        "--account",
+        account,
+        "--from",
+        "0",
+        "--to",
+        &to_s,
     ]);
     assert!(ok, "{err}");
     assert_eq!(fingerprint(dir), before, "statement changed the directory");
@@ -143,8 +151,8 @@ fn with_the_service_running_the_tools_say_so_and_point_at_audit() {
     let dir = tmp.path().join("data");
     build(&dir, 300);
     // A writer holds the store, as a running service does.
-    let log = isc_ledger::store::ledger::EventLog::open(&dir, StoreOptions::default())
-        .expect("open");
+    let log =
+        isc_ledger::store::ledger::EventLog::open(&dir, StoreOptions::default()).expect("open");
     let before = fingerprint(&dir);
     let d = dir.to_str().expect("utf-8");
     for args in [

@@ -112,7 +112,10 @@ pub fn read_settings(dir: &Path) -> Result<Option<StoreSettings>, StoreError> {
     if s.format != SETTINGS_FORMAT {
         return Err(settings_error(
             dir,
-            format!("{SETTINGS_FILE} has format {} which this build does not know", s.format),
+            format!(
+                "{SETTINGS_FILE} has format {} which this build does not know",
+                s.format
+            ),
         ));
     }
     Ok(Some(s))
@@ -126,7 +129,8 @@ pub fn write_settings(dir: &Path, s: &StoreSettings) -> Result<(), StoreError> {
 
 fn write_settings_with(dir: &Path, s: &StoreSettings, durable: bool) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{SETTINGS_FILE}.tmp"));
-    let mut bytes = serde_json::to_vec_pretty(s).map_err(|e| StoreError::Settings(e.to_string()))?;
+    let mut bytes =
+        serde_json::to_vec_pretty(s).map_err(|e| StoreError::Settings(e.to_string()))?;
     bytes.push(b'\n');
     {
         let mut f = File::create(&tmp)?;
@@ -356,7 +360,9 @@ impl PrivateCopy {
         for e in std::fs::read_dir(dir)? {
             let e = e?;
             let name = e.file_name();
-            let Some(name_s) = name.to_str() else { continue };
+            let Some(name_s) = name.to_str() else {
+                continue;
+            };
             let ty = e.file_type()?;
             if ty.is_dir() && name_s == "blobs" {
                 let to = tmp.path().join("blobs");
@@ -397,8 +403,10 @@ mod tests {
     use super::*;
 
     fn conf_bytes(segment: usize, compression: bool, version: &str) -> Vec<u8> {
-        let mut v = format!("segment_size: {segment}\nuse_compression: {compression}\nversion: {version}\n")
-            .into_bytes();
+        let mut v = format!(
+            "segment_size: {segment}\nuse_compression: {compression}\nversion: {version}\n"
+        )
+        .into_bytes();
         v.extend_from_slice(&[0, 0, 0, 0]);
         v
     }
@@ -406,13 +414,20 @@ mod tests {
     #[test]
     fn conf_parses_as_sled_writes_it() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(SLED_CONF), conf_bytes(524_288, false, "0.34")).unwrap();
+        std::fs::write(
+            dir.path().join(SLED_CONF),
+            conf_bytes(524_288, false, "0.34"),
+        )
+        .unwrap();
         let c = read_sled_conf(dir.path()).unwrap().unwrap();
         assert!(c.same_layout(&StoreSettings::current()));
         std::fs::write(dir.path().join(SLED_CONF), b"short").unwrap();
         assert_eq!(read_sled_conf(dir.path()).unwrap(), None);
         std::fs::write(dir.path().join(SLED_CONF), b"garbage that is long enough").unwrap();
-        assert!(matches!(read_sled_conf(dir.path()), Err(StoreError::Settings(_))));
+        assert!(matches!(
+            read_sled_conf(dir.path()),
+            Err(StoreError::Settings(_))
+        ));
     }
 
     #[test]
@@ -426,9 +441,16 @@ mod tests {
     fn a_differing_conf_or_settings_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("db"), b"").unwrap();
-        std::fs::write(dir.path().join(SLED_CONF), conf_bytes(1 << 20, false, "0.34")).unwrap();
+        std::fs::write(
+            dir.path().join(SLED_CONF),
+            conf_bytes(1 << 20, false, "0.34"),
+        )
+        .unwrap();
         let e = check_settings(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("segment_size 1048576") && e.contains("refusing"), "{e}");
+        assert!(
+            e.contains("segment_size 1048576") && e.contains("refusing"),
+            "{e}"
+        );
         // conf lost (sled would rewrite it) but the store was recorded with
         // other settings: refused as well.
         std::fs::write(dir.path().join(SLED_CONF), b"").unwrap();

@@ -19,14 +19,12 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::sth::HEAD_FILE;
 use super::StoreError;
 
 /// The store's own record of the settings it was created with (JSON),
 /// written and fsynced once when the store is created.
 pub const SETTINGS_FILE: &str = "isc-ledger-store.json";
-
-/// The signed tree head the service keeps beside the store (JSON).
-pub const HEAD_FILE: &str = "signed-tree-head.json";
 
 /// sled's own settings file.
 pub const SLED_CONF: &str = "conf";

@@ -61,6 +61,8 @@ pub enum Permission {
     Compliance,
     /// Move the manual clock.
     SetClock,
+    /// Mark a device incompatible or banned, or restore it (spec §14).
+    DeviceStatus,
 }
 
 impl Role {
@@ -70,7 +72,7 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Agent => matches!(p, AccountWrite | Read),
-            Role::Vendor => matches!(p, PublishPrices),
+            Role::Vendor => matches!(p, PublishPrices | DeviceStatus),
             Role::Auditor => matches!(p, Read | Compliance),
         }
     }
@@ -276,6 +278,7 @@ pub fn require<T>(req: &Request<T>, p: Permission) -> Result<Role, Status> {
                 Permission::Read => "read accounts, statements or notices",
                 Permission::Compliance => "read the compliance report (auditor or admin)",
                 Permission::SetClock => "set the clock (admin only)",
+                Permission::DeviceStatus => "set a device's status (vendor or admin)",
             }
         )))
     }

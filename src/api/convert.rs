@@ -7,8 +7,10 @@
 use tonic::Status;
 
 use super::pb;
+use crate::domain::devices::{Channel, DeviceStatus, DeviceView, SupportLevel};
 use crate::domain::ids::{MAX_LICENSE_LINES, MAX_PRICE_ENTRIES, MAX_TIERS};
 use crate::domain::license_model::Catalogue;
+use crate::domain::maintenance::MaintenanceView;
 use crate::domain::prices::{
     DeviceModelInput, MaintenanceInput, MaintenancePlanInput, PriceListExtInput,
     ServiceCreditInput, SlaKpi, MAX_DEVICE_MODELS, MAX_PLANS,
@@ -387,6 +389,8 @@ fn line_kind(k: LineKind) -> pb::statement_line::Kind {
         LineKind::Forfeit => Kind::Forfeit,
         LineKind::Open => Kind::Open,
         LineKind::Close => Kind::Close,
+        LineKind::Fee => Kind::Fee,
+        LineKind::Plan => Kind::Plan,
     }
 }
 
@@ -417,6 +421,8 @@ pub fn statement(s: Statement) -> pb::Statement {
                     monthly_rate,
                     pbx_id: l.pbx_id.unwrap_or_default(),
                     activation_key: l.activation_key.unwrap_or_default(),
+                    device_id: l.device_id.unwrap_or_default(),
+                    plan: l.plan.unwrap_or_default(),
                 }
             })
             .collect(),
@@ -433,8 +439,10 @@ pub fn notice(n: Notice) -> pb::Notice {
             NoticeKind::Reminder => Kind::Reminder,
             NoticeKind::Depletion => Kind::Depletion,
             NoticeKind::Reactivation => Kind::Reactivation,
+            NoticeKind::MaintenanceExpiring => Kind::MaintenanceExpiring,
         } as i32,
         threshold_seconds: n.threshold_s.unwrap_or(0),
+        pbx_id: n.pbx_id.unwrap_or_default(),
     }
 }
 
@@ -459,6 +467,136 @@ pub fn compliance(r: ComplianceReport) -> pb::ComplianceReport {
                     .collect(),
             })
             .collect(),
+    }
+}
+
+/// `RegisterDevice` → command; rejects an unknown channel.
+pub fn register_device(r: pb::RegisterDeviceRequest) -> Result<Command, Status> {
+    use pb::device::Channel as C;
+    let channel = match C::try_from(r.channel) {
+        Ok(C::Vendor) => Channel::Vendor,
+        Ok(C::Other) => Channel::Other,
+        _ => {
+            return Err(Status::invalid_argument(format!(
+                "channel must be VENDOR or OTHER (got {})",
+                r.channel
+            )))
+        }
+    };
+    Ok(Command::RegisterDevice {
+        account_id: r.account_id,
+        device_id: r.device_id,
+        model: r.model,
+        channel,
+        provisioned: r.provisioned,
+    })
+}
+
+/// `SetDeviceStatus` → command; rejects an unknown status.
+pub fn set_device_status(r: pb::SetDeviceStatusRequest) -> Result<Command, Status> {
+    use pb::device::Status as S;
+    let status = match S::try_from(r.status) {
+        Ok(S::Active) => DeviceStatus::Active,
+        Ok(S::Incompatible) => DeviceStatus::Incompatible,
+        Ok(S::Banned) => DeviceStatus::Banned,
+        _ => {
+            return Err(Status::invalid_argument(format!(
+                "status must be ACTIVE, INCOMPATIBLE or BANNED (got {})",
+                r.status
+            )))
+        }
+    };
+    Ok(Command::SetDeviceStatus {
+        device_id: r.device_id,
+        status,
+        reason: r.reason,
+    })
+}
+
+/// `RegisterPbx` → command.
+pub fn register_pbx(r: pb::RegisterPbxRequest) -> Command {
+    Command::RegisterPbx {
+        account_id: r.account_id,
+        pbx_id: r.pbx_id,
+        firmware_major: r.firmware_major,
+        firmware_minor: r.firmware_minor,
+    }
+}
+
+/// `BuyPlan` → command.
+pub fn buy_plan(r: pb::BuyPlanRequest) -> Command {
+    Command::BuyPlan {
+        pbx_id: r.pbx_id,
+        plan: r.plan,
+        key: r.key,
+    }
+}
+
+/// `UpgradeFirmware` → command.
+pub fn upgrade_firmware(r: pb::UpgradeFirmwareRequest) -> Command {
+    Command::UpgradeFirmware {
+        pbx_id: r.pbx_id,
+        firmware_major: r.firmware_major,
+        firmware_minor: r.firmware_minor,
+    }
+}
+
+/// Devices → proto.
+pub fn device_list(account_id: String, devices: Vec<DeviceView>) -> pb::DeviceList {
+    use pb::device::{Channel as C, Status as S, SupportLevel as L};
+    pb::DeviceList {
+        account_id,
+        devices: devices
+            .into_iter()
+            .map(|d| pb::Device {
+                device_id: d.device_id,
+                model: d.model,
+                channel: match d.channel {
+                    Channel::Vendor => C::Vendor,
+                    Channel::Other => C::Other,
+                } as i32,
+                support_level: match d.support {
+                    SupportLevel::Full => L::Full,
+                    SupportLevel::PlatformOnly => L::PlatformOnly,
+                    SupportLevel::BestEffort => L::BestEffort,
+                    SupportLevel::None => L::None,
+                } as i32,
+                status: match d.status {
+                    DeviceStatus::Active => S::Active,
+                    DeviceStatus::Incompatible => S::Incompatible,
+                    DeviceStatus::Banned => S::Banned,
+                } as i32,
+                provisioned: d.provisioned,
+                fee: amount(d.fee),
+                registered_at: d.registered_at,
+                reason: d.reason,
+            })
+            .collect(),
+    }
+}
+
+/// Maintenance view → proto.
+pub fn maintenance_view(v: MaintenanceView) -> pb::MaintenanceView {
+    pb::MaintenanceView {
+        pbx_id: v.pbx_id,
+        coverage: v
+            .coverage
+            .iter()
+            .map(|c| pb::CoverageInterval {
+                from: c.from,
+                to: c.to,
+            })
+            .collect(),
+        firmware_major: v.firmware_major,
+        firmware_minor: v.firmware_minor,
+        upgrade_allowed: v.upgrade_allowed,
+        account_id: v.account_id,
+        rented: v.rented,
+        commissioned_at: v.commissioned_at.unwrap_or(0),
+        covered: v.covered,
+        policy_major: v.policy.map(|p| p.0),
+        policy_minor: v.policy.map(|p| p.1),
+        at: v.at,
     }
 }
 

@@ -218,6 +218,71 @@ impl pb::ledger_server::Ledger for LedgerService {
         let page = self.engine.list_accounts(&q).map_err(status::from_engine)?;
         Ok(Response::new(convert::list_page(page)))
     }
+
+    async fn register_device(
+        &self,
+        req: Request<pb::RegisterDeviceRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::register_device(req.into_inner())?)
+            .await
+    }
+
+    async fn set_device_status(
+        &self,
+        req: Request<pb::SetDeviceStatusRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::DeviceStatus)?;
+        self.write(convert::set_device_status(req.into_inner())?)
+            .await
+    }
+
+    async fn list_devices(
+        &self,
+        req: Request<pb::ListDevicesRequest>,
+    ) -> Result<Response<pb::DeviceList>, Status> {
+        require(&req, Permission::Read)?;
+        let id = req.into_inner().account_id;
+        let devices = self.engine.list_devices(&id).map_err(status::from_engine)?;
+        Ok(Response::new(convert::device_list(id, devices)))
+    }
+
+    async fn register_pbx(
+        &self,
+        req: Request<pb::RegisterPbxRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::register_pbx(req.into_inner())).await
+    }
+
+    async fn buy_plan(
+        &self,
+        req: Request<pb::BuyPlanRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::buy_plan(req.into_inner())).await
+    }
+
+    async fn upgrade_firmware(
+        &self,
+        req: Request<pb::UpgradeFirmwareRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::upgrade_firmware(req.into_inner()))
+            .await
+    }
+
+    async fn get_maintenance(
+        &self,
+        req: Request<pb::GetMaintenanceRequest>,
+    ) -> Result<Response<pb::MaintenanceView>, Status> {
+        require(&req, Permission::Read)?;
+        let v = self
+            .engine
+            .maintenance(&req.into_inner().pbx_id)
+            .map_err(status::from_engine)?;
+        Ok(Response::new(convert::maintenance_view(v)))
+    }
 }
 
 /// The `isc.ledger.v1.Clock` service (only with `--clock manual`).

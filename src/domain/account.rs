@@ -247,12 +247,14 @@ pub struct Pbx {
 }
 
 /// Running totals that make the conservation law checkable at any time:
-/// `top_ups - debits - forfeited = balance`.
+/// `top_ups - debits - fees - forfeited = balance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Totals {
     pub top_ups: Nano,
     pub debits: Nano,
     pub forfeited: Nano,
+    /// One-time charges: provisioning fees (§14) and maintenance plans (§15).
+    pub fees: Nano,
 }
 
 /// An account's state at its last breakpoint `since`.
@@ -567,6 +569,10 @@ impl Account {
         if self.is_closed() {
             return Err(ApplyError(format!("account {} is closed", self.account_id)));
         }
+        if body.is_passive() {
+            // Moves no money: not a breakpoint (devices, maintenance).
+            return Ok(());
+        }
         self.accrue_to(at, policy, obs);
         match body {
             EventBody::ConfigChanged {
@@ -710,19 +716,45 @@ impl Account {
                 self.runout_at = None;
                 return Ok(());
             }
+            EventBody::DeviceRegistered { fee, .. } => {
+                self.charge(fee.unwrap_or(Nano::ZERO))?;
+            }
+            EventBody::PlanBought { price, .. } => self.charge(*price)?,
             EventBody::AccountOpened { .. }
             | EventBody::PriceListPublished(_)
-            | EventBody::PriceListPublishedExt { .. } => {
+            | EventBody::PriceListPublishedExt { .. }
+            | EventBody::DeviceStatusSet { .. }
+            | EventBody::PbxRegistered { .. }
+            | EventBody::FirmwareUpgraded { .. } => {
                 return Err(ApplyError("not an event of an open account".into()));
             }
         }
         self.settle(at, policy, obs);
         debug_assert_eq!(
-            self.totals.top_ups.0 - self.totals.debits.0 - self.totals.forfeited.0,
+            self.totals.top_ups.0
+                - self.totals.debits.0
+                - self.totals.fees.0
+                - self.totals.forfeited.0,
             self.balance.0,
             "conservation"
         );
         debug_assert_eq!(self.runout_at, self.compute_runout(), "runout refreshed");
+        Ok(())
+    }
+}
+
+impl Account {
+    /// Pays a one-time charge from the balance accrued to now (prepaid:
+    /// `decide` refused a charge above it; checked again against a forged log).
+    fn charge(&mut self, amount: Nano) -> Result<(), ApplyError> {
+        if amount.0 < 0 || amount > self.balance {
+            return Err(ApplyError(format!(
+                "a charge of {amount} iSC to {} exceeds its balance of {} iSC",
+                self.account_id, self.balance
+            )));
+        }
+        self.balance = Nano(self.balance.0 - amount.0);
+        self.totals.fees = Nano(self.totals.fees.0 + amount.0);
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! variants and fields are only ever appended; a layout change adds a record
 //! version in the store and an upcaster, never an in-place edit.
 
+use super::devices::{Channel, DeviceStatus, SupportLevel};
 use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds};
 use super::prices::{PriceEntryInput, PriceList, PriceListExt, PriceListExtInput};
@@ -68,6 +69,39 @@ pub enum Command {
     CloseAccount {
         account_id: String,
     },
+    /// Spec §14: a device of the account (a MAC or serial as `device_id`).
+    RegisterDevice {
+        account_id: String,
+        device_id: String,
+        model: String,
+        channel: Channel,
+        provisioned: bool,
+    },
+    /// Spec §14: the vendor lowers or restores a device's support.
+    SetDeviceStatus {
+        device_id: String,
+        status: DeviceStatus,
+        reason: String,
+    },
+    /// Spec §15: a purchased PBX, commissioned now.
+    RegisterPbx {
+        account_id: String,
+        pbx_id: String,
+        firmware_major: u32,
+        firmware_minor: u32,
+    },
+    /// Spec §15: a maintenance plan, idempotent by `key`.
+    BuyPlan {
+        pbx_id: String,
+        plan: String,
+        key: String,
+    },
+    /// Spec §15: a purchased PBX changes release.
+    UpgradeFirmware {
+        pbx_id: String,
+        firmware_major: u32,
+        firmware_minor: u32,
+    },
 }
 
 /// An accepted fact with the instant it takes effect. `seq` and the hash
@@ -121,6 +155,63 @@ pub enum EventBody {
         list: PriceList,
         ext: PriceListExt,
     },
+    /// Spec §14 (`devices`): with the support level and the provisioning fee
+    /// `decide` resolved under the list in effect (`fee: None`: none applied).
+    DeviceRegistered {
+        account_id: CompactString,
+        device_id: CompactString,
+        model: CompactString,
+        channel: Channel,
+        provisioned: bool,
+        support: SupportLevel,
+        fee: Option<Nano>,
+        price_version: Option<u32>,
+    },
+    DeviceStatusSet {
+        account_id: CompactString,
+        device_id: CompactString,
+        status: DeviceStatus,
+        reason: String,
+    },
+    /// Spec §15 (`maintenance`): commissioning with 3 months included.
+    PbxRegistered {
+        account_id: CompactString,
+        pbx_id: CompactString,
+        firmware_major: u32,
+        firmware_minor: u32,
+    },
+    /// A plan paid from the account, with the coverage `[from, to)` it adds.
+    PlanBought {
+        account_id: CompactString,
+        pbx_id: CompactString,
+        plan: CompactString,
+        key: CompactString,
+        months: u32,
+        price: Nano,
+        from: UnixSeconds,
+        to: UnixSeconds,
+    },
+    FirmwareUpgraded {
+        account_id: CompactString,
+        pbx_id: CompactString,
+        firmware_major: u32,
+        firmware_minor: u32,
+    },
+}
+
+impl EventBody {
+    /// An account's event that moves no money: not a breakpoint (§6), the
+    /// account's timeline does not see it.
+    #[inline]
+    pub fn is_passive(&self) -> bool {
+        matches!(
+            self,
+            EventBody::DeviceRegistered { fee: None, .. }
+                | EventBody::DeviceStatusSet { .. }
+                | EventBody::PbxRegistered { .. }
+                | EventBody::FirmwareUpgraded { .. }
+        )
+    }
 }
 
 impl Event {
@@ -131,7 +222,12 @@ impl Event {
             EventBody::AccountOpened { account_id }
             | EventBody::ConfigChanged { account_id, .. }
             | EventBody::ToppedUp { account_id, .. }
-            | EventBody::AccountClosed { account_id, .. } => Some(account_id),
+            | EventBody::AccountClosed { account_id, .. }
+            | EventBody::DeviceRegistered { account_id, .. }
+            | EventBody::DeviceStatusSet { account_id, .. }
+            | EventBody::PbxRegistered { account_id, .. }
+            | EventBody::PlanBought { account_id, .. }
+            | EventBody::FirmwareUpgraded { account_id, .. } => Some(account_id),
             EventBody::PriceListPublished(_) | EventBody::PriceListPublishedExt { .. } => None,
         }
     }
@@ -161,6 +257,8 @@ pub enum NoticeKind {
     Reminder,
     Depletion,
     Reactivation,
+    /// Spec §15: a purchased PBX's coverage ends in 30 days.
+    MaintenanceExpiring,
 }
 
 /// A derived notice; computed by replay, never stored.
@@ -169,8 +267,11 @@ pub struct Notice {
     pub account_id: String,
     pub at: UnixSeconds,
     pub kind: NoticeKind,
-    /// Set for reminders: the projected runtime threshold that was reached.
+    /// Set for reminders: the projected runtime threshold that was reached
+    /// (and for `MaintenanceExpiring`: how long before the end it is told).
     pub threshold_s: Option<i64>,
+    /// The PBX of a `MaintenanceExpiring`.
+    pub pbx_id: Option<String>,
 }
 
 /// Continuous-use thresholds (spec §12): a cycle is a lowering raised back

@@ -7,6 +7,7 @@
 pub use super::account::FastMap;
 use super::account::{Account, ApplyError, Observer, PbxSlot, PriceBook, Quiet, Unpriced};
 use super::chunked::Chunked;
+use super::devices::Devices;
 use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
@@ -16,6 +17,7 @@ use super::ids::{
     check_id, check_key, check_license_type, MAX_LICENSE_LINES, MAX_QUANTITY, MIN_FIRMWARE_MAJOR,
 };
 use super::keys::KeyBook;
+use super::maintenance::Maintenance;
 use super::money::{
     seconds_to_deplete, Nano, UnixSeconds, MAX_ACCOUNT_MONTHLY_RATE, MAX_BALANCE, MAX_TOP_UP,
 };
@@ -62,6 +64,10 @@ pub struct Ledger {
     pub(crate) pbx_owner: IdMap<(u32, u32)>,
     /// Activation key → its first redemption.
     pub(crate) keys: KeyBook,
+    /// Registered devices (spec §14).
+    pub(crate) devices: Devices,
+    /// Purchased PBXs and their maintenance (spec §15).
+    pub(crate) maintenance: Maintenance,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -84,6 +90,7 @@ impl Observer for AtEvent<'_> {
                 at,
                 kind,
                 threshold_s,
+                pbx_id: None,
             });
         }
     }
@@ -106,6 +113,8 @@ impl Ledger {
             account_index: IdMap::new(),
             pbx_owner: IdMap::new(),
             keys: KeyBook::default(),
+            devices: Devices::default(),
+            maintenance: Maintenance::default(),
         }
     }
 
@@ -162,7 +171,7 @@ impl Ledger {
         self.keys.get(activation_key)
     }
 
-    fn existing(&self, account_id: &str) -> Result<&Account, Rejection> {
+    pub(crate) fn existing(&self, account_id: &str) -> Result<&Account, Rejection> {
         self.account(account_id)
             .ok_or_else(|| Rejection::not_found(format!("account {account_id} does not exist")))
     }
@@ -275,6 +284,49 @@ impl Ledger {
                     forfeited: account.balance_at(at),
                 }
             }
+            // Policies of their own modules (devices, maintenance).
+            Command::RegisterDevice {
+                account_id,
+                device_id,
+                model,
+                channel,
+                provisioned,
+            } => {
+                return self.decide_register_device(
+                    account_id,
+                    device_id,
+                    model,
+                    *channel,
+                    *provisioned,
+                    at,
+                )
+            }
+            Command::SetDeviceStatus {
+                device_id,
+                status,
+                reason,
+            } => self.decide_device_status(device_id, *status, reason)?,
+            Command::RegisterPbx {
+                account_id,
+                pbx_id,
+                firmware_major,
+                firmware_minor,
+            } => {
+                return self.decide_register_pbx(
+                    account_id,
+                    pbx_id,
+                    (*firmware_major, *firmware_minor),
+                    at,
+                )
+            }
+            Command::BuyPlan { pbx_id, plan, key } => {
+                return self.decide_buy_plan(pbx_id, plan, key, at)
+            }
+            Command::UpgradeFirmware {
+                pbx_id,
+                firmware_major,
+                firmware_minor,
+            } => self.decide_upgrade(pbx_id, (*firmware_major, *firmware_minor), at)?,
         };
         Ok(Decision::Append(Event { at, body }))
     }
@@ -340,6 +392,10 @@ impl Ledger {
                     "PBX {pbx_id} belongs to another account; a PBX never changes account"
                 )));
             }
+        } else if self.maintenance.is_purchased(pbx_id) {
+            return Err(Rejection::precondition(format!(
+                "PBX {pbx_id} is a purchased PBX (RegisterPbx): it cannot rent licenses; a PBX is either rented or purchased, never both"
+            )));
         }
         let mut body = EventBody::ConfigChanged {
             account_id: account_id.into(),
@@ -521,7 +577,12 @@ impl Ledger {
                 account_id, pbx_id, ..
             } => (account_id, Some(pbx_id)),
             EventBody::ToppedUp { account_id, .. }
-            | EventBody::AccountClosed { account_id, .. } => (account_id, None),
+            | EventBody::AccountClosed { account_id, .. }
+            | EventBody::DeviceRegistered { account_id, .. }
+            | EventBody::DeviceStatusSet { account_id, .. }
+            | EventBody::PbxRegistered { account_id, .. }
+            | EventBody::PlanBought { account_id, .. }
+            | EventBody::FirmwareUpgraded { account_id, .. } => (account_id, None),
         };
         let index = hints
             .account
@@ -544,6 +605,11 @@ impl Ledger {
                 }
                 Some((_, at_slot)) => slot = PbxSlot::Known(at_slot as usize),
                 None => {
+                    if self.maintenance.is_purchased(pbx_id) {
+                        return Err(ApplyError(format!(
+                            "PBX {pbx_id} is purchased and cannot rent licenses"
+                        )));
+                    }
                     let at_slot = u32::try_from(account.pbxs.len())
                         .map_err(|_| ApplyError("too many PBXs".into()))?;
                     self.pbx_owner
@@ -562,27 +628,43 @@ impl Ledger {
             }
             None => account.apply_at(at, &ev.body, slot, &self.prices, &self.policy, &mut Quiet)?,
         }
+        let balance = if ev.body.is_passive() {
+            // Not a breakpoint: the account was not accrued to `at`.
+            account.balance_at(at)
+        } else {
+            account.balance
+        };
         let receipt = Receipt {
             seq,
             at,
-            balance: Some(account.balance),
+            balance: Some(balance),
         };
-        if let EventBody::ToppedUp {
-            activation_key,
-            amount,
-            ..
-        } = &ev.body
-        {
-            let used = KeyUse {
-                account: index,
-                amount: *amount,
-                receipt,
-            };
-            if !self.keys.insert_tagged(hints.key_tag, activation_key, used) {
-                return Err(ApplyError(format!(
-                    "activation key {activation_key} is redeemed twice"
-                )));
+        match &ev.body {
+            EventBody::ToppedUp {
+                activation_key,
+                amount,
+                ..
+            } => {
+                let used = KeyUse {
+                    account: index,
+                    amount: *amount,
+                    receipt,
+                };
+                if !self.keys.insert_tagged(hints.key_tag, activation_key, used) {
+                    return Err(ApplyError(format!(
+                        "activation key {activation_key} is redeemed twice"
+                    )));
+                }
             }
+            EventBody::DeviceRegistered { .. } | EventBody::DeviceStatusSet { .. } => {
+                self.devices.apply(index, at, &ev.body, receipt)?
+            }
+            EventBody::PbxRegistered { .. }
+            | EventBody::PlanBought { .. }
+            | EventBody::FirmwareUpgraded { .. } => {
+                self.maintenance.apply(index, at, &ev.body, receipt)?
+            }
+            _ => {}
         }
         Ok(receipt)
     }
@@ -605,15 +687,20 @@ impl Ledger {
                 at: *at,
                 kind: *kind,
                 threshold_s: *threshold_s,
+                pbx_id: None,
             }));
         };
         match account_id {
             Some(id) => {
-                if let Some(account) = self.account(id) {
-                    push(account);
+                if let Some(index) = self.account_index.get(id) {
+                    push(&self.accounts[index as usize]);
+                    self.expiring_between(Some(index), t1, t2, &mut out);
                 }
             }
-            None => self.accounts.iter().for_each(&mut push),
+            None => {
+                self.accounts.iter().for_each(&mut push);
+                self.expiring_between(None, t1, t2, &mut out);
+            }
         }
         out.sort_by(|a, b| {
             (
@@ -621,12 +708,14 @@ impl Ledger {
                 &a.account_id,
                 a.kind,
                 std::cmp::Reverse(a.threshold_s),
+                &a.pbx_id,
             )
                 .cmp(&(
                     b.at,
                     &b.account_id,
                     b.kind,
                     std::cmp::Reverse(b.threshold_s),
+                    &b.pbx_id,
                 ))
         });
         out
@@ -637,6 +726,7 @@ impl Ledger {
         self.accounts
             .iter()
             .filter_map(|a| a.next_due_after(&self.policy, t))
+            .chain(self.next_expiring_after(t))
             .min()
     }
 

@@ -10,12 +10,16 @@
 //! - [`keys`]: the redeemed activation keys, laid out for a fast fold.
 //! - [`license_model`]: the innovaphone V13 license rules as a versioned
 //!   catalogue recorded with each price list (seed 003).
+//! - [`devices`]: devices, support levels, provisioning fees (§14, seed 000).
+//! - [`maintenance`]: purchased PBXs, maintenance plans, upgrade gating
+//!   (§15, seed 002).
 //! - [`report`]: views, statements, notice history, compliance report.
 
 use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod chunked;
+pub mod devices;
 pub mod error;
 pub mod event;
 pub mod idmap;
@@ -23,6 +27,7 @@ pub mod ids;
 pub mod keys;
 pub mod ledger;
 pub mod license_model;
+pub mod maintenance;
 pub mod money;
 mod prefetch;
 pub mod prices;
@@ -56,3 +61,5 @@ pub enum Hosting {
 }
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policies;

@@ -229,6 +229,10 @@ pub enum LineKind {
     Forfeit,
     Open,
     Close,
+    /// A one-time provisioning fee (spec §14).
+    Fee,
+    /// A maintenance plan bought (spec §15).
+    Plan,
 }
 
 impl LineKind {
@@ -243,6 +247,8 @@ impl LineKind {
             LineKind::Forfeit => "FORFEIT",
             LineKind::Open => "OPEN",
             LineKind::Close => "CLOSE",
+            LineKind::Fee => "FEE",
+            LineKind::Plan => "PLAN",
         }
     }
 }
@@ -268,6 +274,10 @@ pub struct StatementLine {
     pub pbx_id: Option<String>,
     /// The key of a top-up.
     pub activation_key: Option<String>,
+    /// The device of a `FEE` line.
+    pub device_id: Option<String>,
+    /// The plan of a `PLAN` line (its PBX is `pbx_id`).
+    pub plan: Option<String>,
 }
 
 /// A statement over `(from, to]` (spec §8, §12).
@@ -282,6 +292,19 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// One-time charges (positive) within the window: `FEE` and `PLAN`
+    /// lines, so `top-ups − debits − fees − forfeited = closing − opening`.
+    pub fn fees(&self) -> Nano {
+        Nano(
+            -self
+                .lines
+                .iter()
+                .filter(|l| matches!(l.kind, LineKind::Fee | LineKind::Plan))
+                .map(|l| l.amount.0)
+                .sum::<i128>(),
+        )
+    }
+
     /// `top-ups`, `debits` (positive) and `forfeited` within the window.
     pub fn totals(&self) -> (Nano, Nano, Nano) {
         let sum = |kind: LineKind| {
@@ -322,6 +345,8 @@ impl Lines {
             accrual: None,
             pbx_id: None,
             activation_key: None,
+            device_id: None,
+            plan: None,
         }
     }
 }
@@ -352,7 +377,7 @@ impl Observer for Lines {
         at_event: bool,
     ) {
         let kind = match kind {
-            NoticeKind::Reminder => return,
+            NoticeKind::Reminder | NoticeKind::MaintenanceExpiring => return,
             NoticeKind::Depletion => LineKind::Depletion,
             NoticeKind::Reactivation => LineKind::Reactivation,
         };
@@ -485,7 +510,33 @@ pub fn statement(
                         .lines
                         .push(Lines::line(ev.at, LineKind::Close, Nano::ZERO));
                 }
-                EventBody::PriceListPublished(_) | EventBody::PriceListPublishedExt { .. } => {}
+                EventBody::DeviceRegistered {
+                    device_id,
+                    fee: Some(fee),
+                    ..
+                } => {
+                    let mut line = Lines::line(ev.at, LineKind::Fee, Nano(-fee.0));
+                    line.device_id = Some(device_id.to_string());
+                    lines.lines.push(line);
+                }
+                EventBody::PlanBought {
+                    pbx_id,
+                    plan,
+                    price,
+                    ..
+                } => {
+                    let mut line = Lines::line(ev.at, LineKind::Plan, Nano(-price.0));
+                    line.pbx_id = Some(pbx_id.to_string());
+                    line.plan = Some(plan.to_string());
+                    lines.lines.push(line);
+                }
+                // Not money: no statement line (ListDevices, GetMaintenance show them).
+                EventBody::DeviceRegistered { .. }
+                | EventBody::DeviceStatusSet { .. }
+                | EventBody::PbxRegistered { .. }
+                | EventBody::FirmwareUpgraded { .. }
+                | EventBody::PriceListPublished(_)
+                | EventBody::PriceListPublishedExt { .. } => {}
             }
         }
         let after = std::mem::take(&mut lines.after_event);
@@ -543,6 +594,7 @@ impl Observer for NoticeLog<'_> {
                 at,
                 kind,
                 threshold_s,
+                pbx_id: None,
             });
         }
     }
@@ -575,7 +627,12 @@ pub fn notices_history(
             at,
             kind,
             threshold_s,
+            pbx_id: None,
         }));
+    log.out.extend(super::maintenance::expiring_history(
+        events, account_id, t1, t2,
+    ));
+    log.out.sort_by_key(|n| n.at);
     log.out
 }
 

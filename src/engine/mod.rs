@@ -38,7 +38,9 @@ use std::thread::JoinHandle;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::domain::account::ApplyError;
+use crate::domain::devices::DeviceView;
 use crate::domain::ids::check_id;
+use crate::domain::maintenance::MaintenanceView;
 use crate::domain::{
     account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Event,
     Ledger, Notice, Policy, Receipt, Rejection, Statement,
@@ -389,6 +391,19 @@ impl Engine {
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
         let now = self.read_now(&live).max(live.published_until);
         Ok(live.accounts.counts(now))
+    }
+
+    /// The devices of an account (spec §14).
+    pub fn list_devices(&self, account_id: &str) -> Result<Vec<DeviceView>, EngineError> {
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        Ok(live.ledger.list_devices(account_id)?)
+    }
+
+    /// A PBX's maintenance now (spec §15).
+    pub fn maintenance(&self, pbx_id: &str) -> Result<MaintenanceView, EngineError> {
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        let t = self.read_now(&live);
+        Ok(live.ledger.maintenance_view(pbx_id, t)?)
     }
 
     /// The continuous-use report over `(from, to]`.

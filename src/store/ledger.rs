@@ -40,6 +40,8 @@ impl SnapshotState for Ledger {
                 include_str!("../domain/typenames.rs"),
                 include_str!("../domain/chunked.rs"),
                 include_str!("../domain/license_model.rs"),
+                include_str!("../domain/devices.rs"),
+                include_str!("../domain/maintenance.rs"),
             ] {
                 h.update((src.len() as u64).to_be_bytes());
                 h.update(src.as_bytes());

@@ -271,6 +271,7 @@ pub struct Notice {
     /// (and for `MaintenanceExpiring`: how long before the end it is told).
     pub threshold_s: Option<i64>,
     /// The PBX of a `MaintenanceExpiring`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pbx_id: Option<String>,
 }
 

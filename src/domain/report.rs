@@ -274,9 +274,12 @@ pub struct StatementLine {
     pub pbx_id: Option<String>,
     /// The key of a top-up.
     pub activation_key: Option<String>,
-    /// The device of a `FEE` line.
+    /// The device of a `FEE` line (absent from JSON otherwise, so older
+    /// readers see the lines they knew).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
     /// The plan of a `PLAN` line (its PBX is `pbx_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
 }
 

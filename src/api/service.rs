@@ -144,6 +144,12 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::AccountView>, Status> {
         require(&req, Permission::Read)?;
         let r = req.into_inner();
+        if r.min_seq > 0 {
+            self.engine
+                .wait_applied(r.min_seq)
+                .await
+                .map_err(status::from_engine)?;
+        }
         let at = (r.at != 0).then_some(r.at);
         // Inline: the common case is served from memory; a past instant
         // reads one account's index in sled, which is short too.

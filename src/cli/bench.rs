@@ -126,6 +126,7 @@ async fn run_client(
                 .get_account(pb::GetAccountRequest {
                     account_id: account_id.clone(),
                     at: 0,
+                    min_seq: 0,
                 })
                 .await
                 .map(|_| ());

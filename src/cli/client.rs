@@ -112,6 +112,10 @@ enum AccountCmd {
         /// Instant (Unix seconds or RFC 3339); default now.
         #[arg(long)]
         at: Option<String>,
+        /// Wait until the node has applied this seq (a receipt's seq):
+        /// read your own write on any node.
+        #[arg(long, default_value_t = 0)]
+        min_seq: u64,
     },
     /// Close an account, forfeiting its balance (admin).
     Close {
@@ -648,10 +652,18 @@ pub async fn account(opts: &ClientOpts, a: AccountArgs) -> anyhow::Result<()> {
             }
             print(opts, rows_json(&rows), rows_text(&rows, at));
         }
-        AccountCmd::Show { account_id, at } => {
+        AccountCmd::Show {
+            account_id,
+            at,
+            min_seq,
+        } => {
             let at = at.as_deref().map(parse_instant).transpose()?.unwrap_or(0);
             let v = c
-                .get_account(pb::GetAccountRequest { account_id, at })
+                .get_account(pb::GetAccountRequest {
+                    account_id,
+                    at,
+                    min_seq,
+                })
                 .await
                 .map_err(rpc_err)?
                 .into_inner();

@@ -49,6 +49,21 @@ pub fn parse_duration_s(s: &str) -> anyhow::Result<i64> {
         .with_context(|| format!("duration {s:?} is too large"))
 }
 
+/// Parses a wait like `5s`, `500ms`, `2m` (a bare number is seconds).
+pub fn parse_wait(s: &str) -> anyhow::Result<std::time::Duration> {
+    let t = s.trim();
+    if let Some(ms) = t.strip_suffix("ms") {
+        let n: u64 = ms
+            .parse()
+            .with_context(|| format!("{s:?} is not a duration like 500ms or 5s"))?;
+        return Ok(std::time::Duration::from_millis(n));
+    }
+    let secs = parse_duration_s(t)?;
+    Ok(std::time::Duration::from_secs(
+        u64::try_from(secs).unwrap_or(0),
+    ))
+}
+
 /// Formats Unix seconds as RFC 3339 UTC for people.
 pub fn fmt_instant(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// next group commit (0 disables).
     #[arg(long, default_value_t = crate::engine::DEFAULT_GROUP_LINGER.as_micros() as u64)]
     pub group_linger_us: u64,
+    /// Longest wait of GetAccount for a min_seq this node has not applied
+    /// yet (then UNAVAILABLE with the seq it is at), e.g. 5s, 500ms.
+    #[arg(long, default_value = "5s", value_parser = super::parse_wait)]
+    pub min_seq_wait: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -158,6 +162,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         },
         snapshot_every: a.snapshot_every.max(1),
         group_linger: std::time::Duration::from_micros(a.group_linger_us),
+        min_seq_wait: a.min_seq_wait,
         ..EngineConfig::default()
     };
     tracing::info!(

@@ -35,7 +35,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::domain::account::ApplyError;
 use crate::domain::devices::DeviceView;
@@ -60,6 +60,9 @@ pub const DEFAULT_GROUP_LINGER: std::time::Duration = std::time::Duration::from_
 pub const QUEUE_CAPACITY: usize = 16_384;
 /// Notices buffered per watcher before it is declared lagging.
 pub const DEFAULT_WATCH_BUFFER: usize = 4_096;
+/// Longest wait of a read for a `min_seq` this node has not applied yet
+/// (`serve --min-seq-wait`).
+pub const DEFAULT_MIN_SEQ_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The log the engine writes.
 pub type Log = EventLog;
@@ -107,6 +110,8 @@ pub struct EngineConfig {
     /// append (see the writer's `linger`); zero disables it. Bounds the
     /// latency group commit may add.
     pub group_linger: std::time::Duration,
+    /// Longest wait of a read for a `min_seq` not applied yet.
+    pub min_seq_wait: std::time::Duration,
 }
 
 impl Default for EngineConfig {
@@ -117,6 +122,7 @@ impl Default for EngineConfig {
             snapshot_every: crate::store::sled_log::DEFAULT_SNAPSHOT_EVERY_RECORDS,
             watch_buffer: DEFAULT_WATCH_BUFFER,
             group_linger: DEFAULT_GROUP_LINGER,
+            min_seq_wait: DEFAULT_MIN_SEQ_WAIT,
         }
     }
 }
@@ -185,6 +191,11 @@ pub(crate) struct Shared {
     pub(crate) log: RwLock<Log>,
     pub(crate) notices: broadcast::Sender<Notice>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The last seq applied to `live`, sent under its write lock (a reader
+    /// woken by it finds the state at least there).
+    pub(crate) applied: watch::Sender<u64>,
+    /// Bound of [`Engine::wait_applied`].
+    pub(crate) min_seq_wait: std::time::Duration,
 }
 
 /// A cheap, cloneable handle on the running engine.
@@ -240,6 +251,8 @@ impl Engine {
             log: RwLock::new(log),
             notices,
             clock,
+            applied: watch::Sender::new(ledger.last_seq()),
+            min_seq_wait: config.min_seq_wait,
         });
         let w = writer::Writer::new(
             ledger,
@@ -309,6 +322,34 @@ impl Engine {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+
+    /// The last seq this node has applied (what its reads show).
+    pub fn applied_seq(&self) -> u64 {
+        *self.shared.applied.borrow()
+    }
+
+    /// Waits until this node has applied `min_seq` (read-your-writes on
+    /// any node), at most `min_seq_wait`; past it, UNAVAILABLE naming the
+    /// seq the node is at. `min_seq == 0` never waits.
+    pub async fn wait_applied(&self, min_seq: u64) -> Result<(), EngineError> {
+        let mut rx = self.shared.applied.subscribe();
+        let bound = self.shared.min_seq_wait;
+        let reached = tokio::time::timeout(bound, rx.wait_for(|s| *s >= min_seq))
+            .await
+            .map(|r| r.is_ok());
+        match reached {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(EngineError::Unavailable(
+                "the ledger is shutting down".into(),
+            )),
+            Err(_) => Err(EngineError::Unavailable(format!(
+                "this node has applied up to seq {}, not yet seq {min_seq} (waited {} ms); \
+                 retry, or ask the writer",
+                *self.shared.applied.borrow(),
+                bound.as_millis()
+            ))),
         }
     }
 
@@ -516,6 +557,41 @@ mod tests {
             firmware_major: 13,
             hosting: Hosting::Gateway,
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_read_waits_for_its_min_seq_within_the_bound() {
+        use std::time::Duration;
+        let dir = tempfile::tempdir().unwrap();
+        let config = EngineConfig {
+            min_seq_wait: Duration::from_millis(300),
+            ..EngineConfig::default()
+        };
+        let e = engine(dir.path(), 100, config);
+        let r = e.execute(open("a")).await.unwrap();
+        // Applied already: no wait.
+        e.wait_applied(r.seq).await.unwrap();
+        assert_eq!(e.applied_seq(), r.seq);
+        // A seq applied while the read waits wakes it.
+        let waiter = {
+            let e = e.clone();
+            tokio::spawn(async move { e.wait_applied(r.seq + 1).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let r2 = e.execute(open("b")).await.unwrap();
+        assert_eq!(r2.seq, r.seq + 1);
+        waiter.await.unwrap().unwrap();
+        // Past the bound: UNAVAILABLE naming the seq the node is at.
+        let t0 = std::time::Instant::now();
+        match e.wait_applied(r2.seq + 5).await {
+            Err(EngineError::Unavailable(m)) => {
+                assert!(m.contains(&format!("up to seq {}", r2.seq)), "{m}");
+                assert!(m.contains(&format!("seq {}", r2.seq + 5)), "{m}");
+            }
+            other => panic!("expected UNAVAILABLE, got {other:?}"),
+        }
+        assert!(t0.elapsed() >= Duration::from_millis(300));
+        e.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

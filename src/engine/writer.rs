@@ -310,6 +310,7 @@ impl Writer {
                         // No receiver is fine; a slow one lags, never blocks us.
                         let _ = self.shared.notices.send(n);
                     }
+                    self.shared.applied.send_replace(live.ledger.last_seq());
                 }
                 Err(_) => tracing::error!("shared state lock poisoned"),
             }

@@ -147,6 +147,7 @@ pub fn get(account: &str, at: i64) -> pb::GetAccountRequest {
     pb::GetAccountRequest {
         account_id: account.into(),
         at,
+        min_seq: 0,
     }
 }
 

@@ -44,6 +44,11 @@ enum Cmd {
     Compliance(cli::client::ComplianceArgs),
     /// Read or move the manual clock of a `--clock manual` server (client).
     Clock(cli::client::ClockArgs),
+    /// The PostgreSQL schema: `db init` (an empty database) or `db migrate`.
+    Db(cli::db::DbArgs),
+    /// Copy a ledger between stores (sled directory <-> PostgreSQL), record
+    /// by record as stored, then verify both ends (same head seq and hash).
+    Copy(cli::db::CopyArgs),
     /// Load generator: N concurrent clients, prints commands/s and latency.
     BenchLoad(cli::bench::BenchLoadArgs),
     /// Test helper: append synthetic events forever, printing each ack.
@@ -69,6 +74,18 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Cmd::Watch(a) => cli::client::watch(o, a).await.map(|()| true),
         Cmd::Compliance(a) => cli::client::compliance(o, a).await.map(|()| true),
         Cmd::Clock(a) => cli::client::clock(o, a).await.map(|()| true),
+        Cmd::Db(a) => {
+            tokio::task::spawn_blocking(move || {
+                cli::db::run(&a, &mut std::io::stdout().lock()).map(|()| true)
+            })
+            .await?
+        }
+        Cmd::Copy(a) => {
+            tokio::task::spawn_blocking(move || {
+                cli::db::copy(&a, &mut std::io::stdout().lock()).map(|()| true)
+            })
+            .await?
+        }
         Cmd::BenchLoad(a) => cli::bench::run(o, a).await.map(|()| true),
     }
 }

@@ -4,25 +4,35 @@
 //! trust no snapshot (verify compares snapshots with its replay).
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::domain::{account_view_at, statement, AccountView, Event, Ledger, Policy, Statement};
-use crate::store::codec::record_hash;
 use crate::store::ledger::{replay_onto, EventLog};
+use crate::store::pg_verify::verify_pg_log;
 use crate::store::sled_log::decode_event;
 use crate::store::verify::verify_log;
 use crate::store::workload::Workload;
-use crate::store::{LogStore, StoreError, StoreOptions, DEFAULT_DATA_DIR, GENESIS_HASH};
+use crate::store::{LogStore, StoreError, StoreLocation, StoreOptions, DEFAULT_DATA_DIR};
 
 /// Where the data lives (shared by every subcommand).
 #[derive(Debug, Clone, clap::Args)]
 pub struct DataArg {
-    /// Data directory of the ledger (the sled store).
-    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR, env = "ISC_LEDGER_DATA")]
+    /// The ledger's store: a sled data directory, or (also spelled
+    /// `--store`) a PostgreSQL database as a postgres:// URL or a libpq
+    /// key=value string (password from it, PGPASSWORD or ~/.pgpass).
+    #[arg(long, visible_alias = "store", value_name = "DIR|URL", default_value = DEFAULT_DATA_DIR,
+          env = "ISC_LEDGER_DATA", hide_env_values = true)]
     pub data: PathBuf,
+}
+
+impl DataArg {
+    /// The store named by `--data` / `--store`.
+    pub fn location(&self) -> StoreLocation {
+        StoreLocation::from_arg(&self.data)
+    }
 }
 
 /// `verify`: chain, density, checksums, truncation, full replay, snapshots.
@@ -114,15 +124,21 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn open_audit(dir: &Path) -> anyhow::Result<EventLog> {
-    if !dir.join("db").exists() {
-        bail!("no ledger data in {} (use --data DIR)", dir.display());
+/// Opens the log for reading only (no repair, nothing created).
+pub fn open_audit(location: &StoreLocation) -> anyhow::Result<EventLog> {
+    if let StoreLocation::Dir(dir) = location {
+        if !dir.join("db").exists() {
+            bail!(
+                "no ledger data in {} (use --data DIR or --store URL)",
+                dir.display()
+            );
+        }
     }
-    match EventLog::open_for_audit(dir) {
+    match EventLog::open_for_audit(location) {
         Ok(log) => Ok(log),
         // Plain words, no "cannot open" in front: the service is running.
         Err(e @ StoreError::InUse { .. }) => Err(e.into()),
-        Err(e) => Err(e).with_context(|| format!("cannot open {}", dir.display())),
+        Err(e) => Err(e).with_context(|| format!("cannot open {}", location.describe())),
     }
 }
 
@@ -150,19 +166,19 @@ fn replay_all(log: &EventLog) -> anyhow::Result<Ledger> {
 /// `isc-ledger verify`. Returns `Ok(false)` (exit 1) on a defect, after
 /// printing it with its seq.
 pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
-    let log = open_audit(&args.data.data)?;
+    let log = open_audit(&args.data.location())?;
     let bar = progress(log.head().seq, "verify");
-    let report = verify_log(
-        &log,
-        Ledger::new(recorded_policy(&log)),
-        &mut |ledger: &mut Ledger, seq, at, ev: &Event| {
-            if at != ev.at {
-                return Err(format!("record at {at} holds an event at {}", ev.at));
-            }
-            ledger.apply(seq, ev).map(|_| ()).map_err(|e| e.to_string())
-        },
-        &mut |s| bar.set_position(s),
-    )?;
+    let state = Ledger::new(recorded_policy(&log));
+    let mut fold = |ledger: &mut Ledger, seq, at, ev: &Event| {
+        if at != ev.at {
+            return Err(format!("record at {at} holds an event at {}", ev.at));
+        }
+        ledger.apply(seq, ev).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let report = match &log {
+        EventLog::Sled(s) => verify_log(s, state, &mut fold, &mut |s| bar.set_position(s))?,
+        EventLog::Postgres(p) => verify_pg_log(p, state, &mut fold, &mut |s| bar.set_position(s))?,
+    };
     bar.finish_and_clear();
     if let Some(d) = &report.defect {
         writeln!(out, "DEFECT at seq {}: {}", d.seq, d.what)?;
@@ -202,7 +218,7 @@ fn now_unix_s() -> i64 {
 
 /// `isc-ledger replay`: every account's view at `--at` (default now).
 pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let log = open_audit(&args.data.data)?;
+    let log = open_audit(&args.data.location())?;
     let ledger = replay_all(&log)?;
     let t = args.at.unwrap_or_else(now_unix_s);
     let mut views: Vec<AccountView> = Vec::new();
@@ -256,7 +272,7 @@ pub fn statement_cmd(args: &StatementArgs, out: &mut dyn Write) -> anyhow::Resul
     // existence), before the log is even opened.
     let rejected = |r: crate::domain::Rejection| anyhow::anyhow!("{:?}: {r}", r.code);
     crate::domain::ids::check_id("account id", &args.account).map_err(rejected)?;
-    let log = open_audit(&args.data.data)?;
+    let log = open_audit(&args.data.location())?;
     let ledger = replay_all(&log)?;
     let events: Vec<Event> = log
         .read_account(&args.account)?
@@ -313,54 +329,37 @@ fn kind_name(l: &crate::domain::StatementLine) -> &'static str {
 /// `isc-ledger export`: JSON Lines, one record per line, with everything
 /// needed to recompute the chain: `payload` is the exact hashed event bytes.
 pub fn export(args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let log = open_audit(&args.data.data)?;
+    let log = open_audit(&args.data.location())?;
     let bar = progress(log.head().seq, "export");
     let mut out = std::io::BufWriter::new(out);
     let mut next = 1u64;
-    let mut hash = GENESIS_HASH;
-    let mut failure: Option<anyhow::Error> = None;
-    log.walk_frames(1, |first, frame| {
-        let result = (|| -> anyhow::Result<()> {
-            if first != next {
-                bail!("seq {next}: record missing");
-            }
-            let frame = frame.map_err(|d| crate::store::sled_log::defect_error(first, d))?;
-            if frame.prev_hash != hash {
-                bail!("seq {first}: chain broken");
-            }
-            for r in &frame.records {
-                let ev: Event = decode_event(r)?;
-                let h = record_hash(&hash, r.seq, r.at, r.event);
-                let line = serde_json::json!({
-                    "seq": r.seq,
-                    "at": r.at,
-                    "version": r.version,
-                    "prev_hash": hex::encode(hash),
-                    "hash": hex::encode(h),
-                    "payload": hex::encode(r.event),
-                    "event": ev,
-                });
-                serde_json::to_writer(&mut out, &line)?;
-                out.write_all(b"\n")?;
-                hash = h;
-                next = r.seq + 1;
-            }
+    for r in log.raw_records(1, u64::MAX) {
+        let r = r.context("export stopped at a defect; run `isc-ledger verify`")?;
+        let ev: Event = decode_event(&crate::store::codec::RawRecord {
+            seq: r.seq,
+            at: r.at,
+            version: r.version,
+            event: &r.payload,
+        })
+        .context("export stopped at a defect; run `isc-ledger verify`")?;
+        let line = serde_json::json!({
+            "seq": r.seq,
+            "at": r.at,
+            "version": r.version,
+            "prev_hash": hex::encode(r.prev_hash),
+            "hash": hex::encode(r.hash),
+            "payload": hex::encode(&r.payload),
+            "event": ev,
+        });
+        serde_json::to_writer(&mut out, &line)?;
+        out.write_all(b"\n")?;
+        next = r.seq + 1;
+        if next.is_multiple_of(65_536) {
             bar.set_position(next - 1);
-            Ok(())
-        })();
-        match result {
-            Ok(()) => true,
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
         }
-    })?;
+    }
     out.flush()?;
     bar.finish_and_clear();
-    if let Some(e) = failure {
-        return Err(e.context("export stopped at a defect; run `isc-ledger verify`"));
-    }
     if next - 1 != log.head().seq {
         bail!("seq {next}: record missing (log truncated); run `isc-ledger verify`");
     }
@@ -374,7 +373,7 @@ pub fn append_loop(args: &AppendLoopArgs, out: &mut dyn Write) -> anyhow::Result
         fdatasync: true,
     };
     let (mut log, mut ledger) =
-        crate::store::ledger::open_ledger_with(&args.data.data, Policy::default(), opts)?;
+        crate::store::ledger::open_ledger_with(args.data.location(), Policy::default(), opts)?;
     let mut work = Workload::new(args.seed, &ledger);
     writeln!(out, "open {}", log.head().seq)?;
     out.flush()?;
@@ -408,6 +407,8 @@ pub fn append_loop(args: &AppendLoopArgs, out: &mut dyn Write) -> anyhow::Result
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::domain::{Command, Decision};
 

@@ -230,8 +230,9 @@ pub struct StatementArgs {
     #[arg(long, value_name = "T")]
     to: Option<String>,
     /// Read the log in this data directory offline instead of asking the
-    /// server (the server must not be running on it).
-    #[arg(long, value_name = "DIR")]
+    /// server (the server must not be running on it); `--store URL` reads
+    /// it offline from a PostgreSQL database.
+    #[arg(long, visible_alias = "store", value_name = "DIR|URL")]
     data: Option<PathBuf>,
     /// Output format; csv is offline only. Default text (json with --json).
     #[arg(long, value_enum)]

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod db;
 pub mod prices_check;
 pub mod serve;
 

@@ -14,13 +14,26 @@ use crate::api::auth::Tokens;
 use crate::api::server::{effective_listen_addr, serve, ServerOptions};
 use crate::domain::{ComplianceRule, Policy};
 use crate::engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock, DEFAULT_GROUP_MAX};
+use crate::store::StoreLocation;
 
 /// Options of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Data directory of the embedded store.
-    #[arg(long, value_name = "DIR", default_value = crate::store::DEFAULT_DATA_DIR, env = "ISC_LEDGER_DATA")]
+    #[arg(long, value_name = "DIR", default_value = crate::store::DEFAULT_DATA_DIR,
+          env = "ISC_LEDGER_DATA", hide_env_values = true)]
     pub data: PathBuf,
+    /// Store the ledger in PostgreSQL instead of --data: a postgres:// URL
+    /// (several hosts and target_session_attrs=read-write allowed) or a
+    /// libpq key=value string; the password from it, PGPASSWORD or a
+    /// passfile (~/.pgpass, PGPASSFILE). An empty database gets the schema.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ISC_LEDGER_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -65,6 +78,14 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// `--store` when given, else `--data`.
+    pub fn location(&self) -> StoreLocation {
+        match &self.store {
+            Some(s) => StoreLocation::parse(s),
+            None => StoreLocation::from_arg(&self.data),
+        }
+    }
+
     /// The billing policy from `--min-activation-runtime`, `--reminders`
     /// and `--compliance`.
     pub fn policy(&self) -> anyhow::Result<Policy> {
@@ -165,12 +186,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         min_seq_wait: a.min_seq_wait,
         ..EngineConfig::default()
     };
+    let store = a.location();
     tracing::info!(
-        data = %a.data.display(), group_commit = !a.no_group_commit, clock = %a.clock,
+        store = %store.describe(), group_commit = !a.no_group_commit, clock = %a.clock,
         "starting isc-ledger"
     );
-    let engine = Engine::start(&a.data, config, clock)
-        .with_context(|| format!("cannot open the ledger in {}", a.data.display()))?;
+    let engine = Engine::start(&store, config, clock)
+        .with_context(|| format!("cannot open the ledger in {}", store.describe()))?;
     let addr = effective_listen_addr(a.listen, &tokens);
     let listener = TcpListener::bind(addr)
         .await

@@ -30,7 +30,6 @@ pub mod accounts;
 pub mod clock;
 mod writer;
 
-use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
@@ -46,7 +45,7 @@ use crate::domain::{
     Ledger, Notice, Policy, Receipt, Rejection, Statement,
 };
 use crate::store::ledger::{open_ledger_with, EventLog};
-use crate::store::{LogStore, StoreError, StoreOptions};
+use crate::store::{LogStore, StoreError, StoreLocation, StoreOptions};
 pub use accounts::{AccountIndex, IndexCounts, ListOrder, ListPage, ListQuery};
 pub use clock::{Clock, ManualClock, SystemClock};
 
@@ -217,15 +216,16 @@ fn lock_poisoned() -> EngineError {
 }
 
 impl Engine {
-    /// Opens the log in `dir`, rebuilds the state (snapshot + tail) and
-    /// starts the writer thread.
+    /// Opens the log at `store` (a sled directory or a PostgreSQL
+    /// database), rebuilds the state (snapshot + tail) and starts the
+    /// writer thread.
     pub fn start(
-        dir: &Path,
+        store: impl Into<StoreLocation>,
         config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
         let (log, ledger) = open_ledger_with(
-            dir,
+            store,
             config.policy.clone(),
             StoreOptions {
                 snapshot_every_records: config.snapshot_every.max(1),
@@ -507,6 +507,7 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
     use std::sync::atomic::Ordering;
 
     use super::*;

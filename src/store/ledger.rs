@@ -2,9 +2,10 @@
 //! payload, `domain::Ledger` the snapshot state and `Ledger::apply` the fold.
 //! This is the only place where the store knows the domain.
 
-use std::path::Path;
-
-use super::{Indexed, LogStore, SledLog, SnapshotState, StoreError, StoreOptions};
+use super::{
+    Head, Indexed, LogStore, PgLog, RawRecord, SignedTreeHead, SledLog, Snapshot, SnapshotState,
+    StoreError, StoreLocation, StoreOptions, StoredRecord,
+};
 use crate::domain::{Applied, Event, Ledger, Policy};
 
 impl Indexed for Event {
@@ -52,23 +53,237 @@ impl SnapshotState for Ledger {
     }
 }
 
-/// The ledger's event log on sled.
-pub type EventLog = SledLog<Event>;
+/// The ledger's event log on either backend: the engine and the offline
+/// tools use this, and it dispatches to sled or PostgreSQL.
+#[derive(Debug)]
+pub enum EventLog {
+    /// The embedded default.
+    Sled(SledLog<Event>),
+    /// PostgreSQL.
+    Postgres(PgLog<Event>),
+}
 
-/// Opens the log in `dir` and rebuilds the ledger: the newest snapshot that
-/// matches the chain (and was taken under the same `policy`), then the tail
-/// of the log after it. What the engine calls at start-up.
-pub fn open_ledger(dir: &Path, policy: Policy) -> Result<(EventLog, Ledger), StoreError> {
-    open_ledger_with(dir, policy, StoreOptions::default())
+impl std::fmt::Debug for SledLog<Event> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledLog")
+            .field("dir", &self.dir())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One of two iterators (the backends' own).
+enum Either<A, B> {
+    A(A),
+    B(B),
+}
+
+impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::A(a) => a.next(),
+            Either::B(b) => b.next(),
+        }
+    }
+}
+
+impl EventLog {
+    /// Opens (or creates) the log at `location` (see [`SledLog::open`] and
+    /// [`PgLog::open`]: an empty database gets the schema).
+    pub fn open(
+        location: impl Into<StoreLocation>,
+        opts: StoreOptions,
+    ) -> Result<EventLog, StoreError> {
+        Ok(match location.into() {
+            StoreLocation::Dir(d) => EventLog::Sled(SledLog::open(&d, opts)?),
+            StoreLocation::Postgres(url) => EventLog::Postgres(PgLog::open(&url, opts)?),
+        })
+    }
+
+    /// Opens the log for an audit: nothing repaired or checked, nothing
+    /// created (a database without the schema is an error).
+    pub fn open_for_audit(location: impl Into<StoreLocation>) -> Result<EventLog, StoreError> {
+        Ok(match location.into() {
+            StoreLocation::Dir(d) => EventLog::Sled(SledLog::open_for_audit(&d)?),
+            StoreLocation::Postgres(url) => EventLog::Postgres(PgLog::open_for_audit(&url)?),
+        })
+    }
+
+    /// Where the log is, for people (no password).
+    pub fn describe(&self) -> String {
+        match self {
+            EventLog::Sled(s) => s.dir().display().to_string(),
+            EventLog::Postgres(p) => p.describe().to_owned(),
+        }
+    }
+
+    /// The sled store, when that is the backend.
+    pub fn as_sled(&self) -> Option<&SledLog<Event>> {
+        match self {
+            EventLog::Sled(s) => Some(s),
+            EventLog::Postgres(_) => None,
+        }
+    }
+
+    /// The PostgreSQL store, when that is the backend.
+    pub fn as_postgres(&self) -> Option<&PgLog<Event>> {
+        match self {
+            EventLog::Sled(_) => None,
+            EventLog::Postgres(p) => Some(p),
+        }
+    }
+
+    /// The PostgreSQL store, mutably.
+    pub fn as_postgres_mut(&mut self) -> Option<&mut PgLog<Event>> {
+        match self {
+            EventLog::Sled(_) => None,
+            EventLog::Postgres(p) => Some(p),
+        }
+    }
+
+    /// Bytes the log takes on disk (sled's files; PostgreSQL's tables and
+    /// indexes as the server counts them).
+    pub fn disk_bytes(&self) -> Result<u64, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.disk_bytes(),
+            EventLog::Postgres(p) => p.disk_bytes(),
+        }
+    }
+
+    /// A snapshot is due (the configured period passed since the last).
+    pub fn snapshot_due(&self) -> bool {
+        match self {
+            EventLog::Sled(s) => s.snapshot_due(),
+            EventLog::Postgres(p) => p.snapshot_due(),
+        }
+    }
+
+    /// Decodes every event from `from_seq` on, a batch at a time; `f`
+    /// returns whether to go on. The replay of a restart.
+    pub fn scan_frames(
+        &self,
+        from_seq: u64,
+        f: impl FnMut(&mut Vec<(u64, i64, Event)>) -> bool,
+    ) -> Result<(), StoreError> {
+        match self {
+            EventLog::Sled(s) => s.scan_frames(from_seq, f),
+            EventLog::Postgres(p) => p.scan_batches(from_seq, f),
+        }
+    }
+
+    /// Records `from..=to` exactly as stored, the chain checked as read.
+    pub fn raw_records(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Box<dyn Iterator<Item = Result<RawRecord, StoreError>> + '_> {
+        match self {
+            EventLog::Sled(s) => Box::new(s.read_raw(from_seq, to_seq)),
+            EventLog::Postgres(p) => Box::new(p.read_raw_records(from_seq, to_seq)),
+        }
+    }
+
+    /// Appends records exactly as read from another store (`copy`): each
+    /// must extend the chain at the head, its hash is checked, its bytes
+    /// are stored as they are.
+    pub fn append_raw(&mut self, records: &[RawRecord]) -> Result<(), StoreError> {
+        match self {
+            EventLog::Sled(s) => s.append_raw(records),
+            EventLog::Postgres(p) => p.append_raw(records),
+        }
+    }
+}
+
+impl LogStore<Event> for EventLog {
+    fn append(&mut self, batch: &[(i64, Event)]) -> Result<Vec<u64>, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.append(batch),
+            EventLog::Postgres(p) => p.append(batch),
+        }
+    }
+
+    fn head(&self) -> Head {
+        match self {
+            EventLog::Sled(s) => s.head(),
+            EventLog::Postgres(p) => p.head(),
+        }
+    }
+
+    fn read_range(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> impl Iterator<Item = Result<StoredRecord<Event>, StoreError>> + '_ {
+        match self {
+            EventLog::Sled(s) => Either::A(s.read_range(from_seq, to_seq)),
+            EventLog::Postgres(p) => Either::B(p.read_range(from_seq, to_seq)),
+        }
+    }
+
+    fn read_raw(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> impl Iterator<Item = Result<RawRecord, StoreError>> + '_ {
+        match self {
+            EventLog::Sled(s) => Either::A(s.read_raw(from_seq, to_seq)),
+            EventLog::Postgres(p) => Either::B(p.read_raw(from_seq, to_seq)),
+        }
+    }
+
+    fn save_signed_head(&self, head: &SignedTreeHead, durable: bool) -> Result<(), StoreError> {
+        match self {
+            EventLog::Sled(s) => s.save_signed_head(head, durable),
+            EventLog::Postgres(p) => p.save_signed_head(head, durable),
+        }
+    }
+
+    fn load_signed_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.load_signed_head(),
+            EventLog::Postgres(p) => p.load_signed_head(),
+        }
+    }
+
+    fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<Event>>, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.read_account(account_id),
+            EventLog::Postgres(p) => p.read_account(account_id),
+        }
+    }
+
+    fn save_snapshot<S: SnapshotState>(&mut self, state: &S) -> Result<(), StoreError> {
+        match self {
+            EventLog::Sled(s) => s.save_snapshot(state),
+            EventLog::Postgres(p) => p.save_snapshot(state),
+        }
+    }
+
+    fn load_snapshot<S: SnapshotState>(&self) -> Result<Option<Snapshot<S>>, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.load_snapshot(),
+            EventLog::Postgres(p) => p.load_snapshot(),
+        }
+    }
+}
+
+/// Opens the log at `location` and rebuilds the ledger: the newest snapshot
+/// that matches the chain (and was taken under the same `policy`), then the
+/// tail of the log after it. What the engine calls at start-up.
+pub fn open_ledger(
+    location: impl Into<StoreLocation>,
+    policy: Policy,
+) -> Result<(EventLog, Ledger), StoreError> {
+    open_ledger_with(location, policy, StoreOptions::default())
 }
 
 /// [`open_ledger`] with explicit store options (snapshot period).
 pub fn open_ledger_with(
-    dir: &Path,
+    location: impl Into<StoreLocation>,
     policy: Policy,
     opts: StoreOptions,
 ) -> Result<(EventLog, Ledger), StoreError> {
-    let log = EventLog::open(dir, opts)?;
+    let log = EventLog::open(location, opts)?;
     let ledger = match log.load_snapshot::<Ledger>()? {
         Some(snap) if snap.state.policy() == &policy && snap.state.last_seq() == snap.head.seq => {
             snap.state

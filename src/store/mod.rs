@@ -22,7 +22,12 @@ pub mod event_v1;
 pub mod index;
 pub mod ledger;
 pub mod merkle;
+pub mod pg_conn;
 pub mod pg_lease;
+pub mod pg_log;
+pub mod pg_schema;
+pub mod pg_temp;
+pub mod pg_verify;
 pub mod sled_log;
 pub mod sth;
 pub mod verify;
@@ -31,6 +36,7 @@ pub mod workload;
 use serde::{de::DeserializeOwned, Serialize};
 
 pub use codec::{Hash, GENESIS_HASH};
+pub use pg_log::PgLog;
 pub use sled_log::{SledLog, StoreOptions};
 pub use sth::SignedTreeHead;
 
@@ -118,6 +124,85 @@ pub struct RawRecord {
     pub payload: Vec<u8>,
 }
 
+/// Where a ledger is stored: a sled data directory (the default) or a
+/// PostgreSQL database (a libpq-style URL or key=value string).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// The embedded sled store in this directory.
+    Dir(std::path::PathBuf),
+    /// A PostgreSQL connection string (may hold a password: never print it,
+    /// print [`StoreLocation::describe`]).
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// A `postgres://` / `postgresql://` URL or a libpq key=value string is
+    /// a database; anything else a directory.
+    pub fn parse(s: &str) -> StoreLocation {
+        if pg_conn::looks_like_postgres(s) {
+            StoreLocation::Postgres(s.to_owned())
+        } else {
+            StoreLocation::Dir(s.into())
+        }
+    }
+
+    /// A command-line path argument that may hold a database URL instead.
+    pub fn from_arg(p: &std::path::Path) -> StoreLocation {
+        match p.to_str() {
+            Some(s) if pg_conn::looks_like_postgres(s) => StoreLocation::Postgres(s.to_owned()),
+            _ => StoreLocation::Dir(p.to_path_buf()),
+        }
+    }
+
+    /// For people and logs: the directory, or the database without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreLocation::Dir(d) => d.display().to_string(),
+            StoreLocation::Postgres(url) => match pg_conn::parse(url) {
+                Ok(cfg) => pg_conn::describe(&cfg),
+                Err(_) => "postgres (unparsable connection string)".into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+impl std::str::FromStr for StoreLocation {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(StoreLocation::parse(s))
+    }
+}
+
+impl From<&std::path::Path> for StoreLocation {
+    fn from(p: &std::path::Path) -> Self {
+        StoreLocation::Dir(p.to_path_buf())
+    }
+}
+
+impl From<&std::path::PathBuf> for StoreLocation {
+    fn from(p: &std::path::PathBuf) -> Self {
+        StoreLocation::Dir(p.clone())
+    }
+}
+
+impl From<std::path::PathBuf> for StoreLocation {
+    fn from(p: std::path::PathBuf) -> Self {
+        StoreLocation::Dir(p)
+    }
+}
+
+impl From<&StoreLocation> for StoreLocation {
+    fn from(l: &StoreLocation) -> Self {
+        l.clone()
+    }
+}
+
 /// A snapshot of the folded state and the head it covers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot<S> {
@@ -187,6 +272,9 @@ pub enum StoreError {
     /// The store's recorded settings, sled's `conf` and this build disagree.
     #[error("store settings: {0}")]
     Settings(String),
+    /// PostgreSQL failed or refused (connection, schema, a statement).
+    #[error("{0}")]
+    Postgres(String),
 }
 
 /// A backend for the log. sled is the embedded default ([`SledLog`]); a

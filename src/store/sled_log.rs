@@ -884,6 +884,75 @@ impl Iterator for RawIter<'_> {
     }
 }
 
+impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
+    /// Appends records exactly as read from another store (`copy`): each
+    /// must extend the chain at the head and its hash must hold; the event
+    /// bytes are framed as they are, never re-encoded. Durable like
+    /// [`LogStore::append`]; the account index catches up lazily.
+    pub fn append_raw(&mut self, records: &[super::RawRecord]) -> Result<(), StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let Some(last) = records.last() else {
+            return Ok(());
+        };
+        let mut prev = self.head.hash;
+        let mut last_at = self.head.at;
+        let first = self.head.seq + 1;
+        let mut log_batch = sled::Batch::default();
+        let mut frame = FrameBuilder::new(first, &prev);
+        let mut frame_first = first;
+        for (seq, r) in (first..).zip(records) {
+            if r.seq != seq {
+                return Err(corrupt(
+                    seq,
+                    format!("copy: record {} where {seq} was expected", r.seq),
+                ));
+            }
+            if r.version != codec::RECORD_VERSION_1 {
+                return Err(corrupt(
+                    seq,
+                    format!("unknown record version {}", r.version),
+                ));
+            }
+            if r.prev_hash != prev || record_hash(&prev, seq, r.at, &r.payload) != r.hash {
+                return Err(corrupt(seq, "copy: the record does not extend the chain"));
+            }
+            if r.at < last_at && seq > 1 {
+                return Err(StoreError::AtGoesBackwards { at: r.at, last_at });
+            }
+            if r.payload.len() > MAX_EVENT_BYTES {
+                return Err(StoreError::EventTooLarge {
+                    bytes: r.payload.len(),
+                    limit: MAX_EVENT_BYTES,
+                });
+            }
+            if frame.is_full() {
+                let next = FrameBuilder::new(seq, &prev);
+                let done = std::mem::replace(&mut frame, next);
+                log_batch.insert(&seq_key(frame_first), done.finish());
+                frame_first = seq;
+            }
+            frame.push(r.at, &r.payload);
+            prev = r.hash;
+            last_at = r.at;
+        }
+        log_batch.insert(&seq_key(frame_first), frame.finish());
+        let head = Head {
+            seq: last.seq,
+            hash: last.hash,
+            at: last.at,
+        };
+        log_batch.insert(HEAD_KEY, &encode_head(head.seq, head.at, &head.hash)[..]);
+        self.poisoned = true;
+        self.log.apply_batch(log_batch)?;
+        self.sync()?;
+        self.poisoned = false;
+        self.head = head;
+        Ok(())
+    }
+}
+
 /// Iterator behind [`LogStore::read_range`]: decodes one frame at a time
 /// and checks density and the chain link between frames.
 struct RangeIter<'a, E> {

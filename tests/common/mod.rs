@@ -1,6 +1,10 @@
 //! Shared helpers for the service integration tests: an in-process server on
-//! 127.0.0.1:0 over a temp dir, with a manual clock, and typed clients.
+//! 127.0.0.1:0 over a temp dir (or, for the `_pg` test targets, a database
+//! of a throwaway PostgreSQL cluster: see [`pg::store_for`]), with a manual
+//! clock, and typed clients.
 #![allow(dead_code)]
+
+pub mod pg;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -37,7 +41,7 @@ impl TestServer {
 pub async fn start_with(dir: &Path, start_at: i64, tokens: Tokens, policy: Policy) -> TestServer {
     let clock = Arc::new(ManualClock::new(start_at));
     let engine = Engine::start(
-        dir,
+        pg::store_for(dir),
         EngineConfig {
             policy,
             ..EngineConfig::default()

@@ -416,3 +416,31 @@ fn an_unreachable_database_is_a_clear_error_without_the_password() {
     );
     assert!(!msg.contains("s3cret"), "{msg}");
 }
+
+#[test]
+fn a_fenced_writer_that_lost_the_lease_commits_nothing() {
+    use isc_ledger::store::pg_lease::{FENCE_SQL, SCHEMA_SQL};
+    let url = pg::shared_db();
+    let loc = StoreLocation::Postgres(url.clone());
+    let mut log = EventLog::open(&loc, opts(u64::MAX)).expect("open");
+    pg::shared_psql(&url, SCHEMA_SQL);
+    pg::shared_psql(&url, "UPDATE isc_writer_lease SET epoch = 7");
+    let pg_log = log.as_postgres_mut().expect("postgres");
+    pg_log.set_fence(Some((FENCE_SQL, 7))).expect("fence");
+    log.append(&[(AT, opened("a"))]).expect("holds epoch 7");
+    // Another node took the lease over.
+    pg::shared_psql(&url, "UPDATE isc_writer_lease SET epoch = 8");
+    match log.append(&[(AT, opened("b"))]) {
+        Err(StoreError::Fenced { epoch: 7 }) => {}
+        other => panic!("expected a fenced append, got {other:?}"),
+    }
+    assert_eq!(log.head().seq, 1);
+    assert_eq!(
+        pg::shared_psql(&url, "SELECT count(*) FROM isc_records").trim(),
+        "1"
+    );
+    assert_eq!(
+        pg::shared_psql(&url, "SELECT seq FROM isc_head").trim(),
+        "1"
+    );
+}

@@ -275,6 +275,13 @@ pub enum StoreError {
     /// PostgreSQL failed or refused (connection, schema, a statement).
     #[error("{0}")]
     Postgres(String),
+    /// The append was refused: this node no longer holds the writer lease
+    /// (its fencing epoch is stale). Nothing of the batch is acknowledged.
+    #[error("append refused: this node no longer holds the writer lease (epoch {epoch})")]
+    Fenced {
+        /// The epoch this node held.
+        epoch: u64,
+    },
 }
 
 /// A backend for the log. sled is the embedded default ([`SledLog`]); a

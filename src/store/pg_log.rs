@@ -187,6 +187,8 @@ pub struct PgLog<E> {
     head: Head,
     opts: StoreOptions,
     last_snapshot_seq: u64,
+    /// The writer lease's fence: the prepared check and the epoch held.
+    fence: Option<(Statement, i64)>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -670,6 +672,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             head,
             opts,
             last_snapshot_seq: last_snap.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            fence: None,
             _event: PhantomData,
         })
     }
@@ -770,6 +773,10 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         let old = self.head;
         let client = self.writer.clone();
         let stmts = self.write_stmts.clone();
+        let (fence, fence_epoch) = match &self.fence {
+            Some((stmt, epoch)) => (Some(stmt.clone()), Some(*epoch)),
+            None => (None, None),
+        };
         self.rt.run(async move {
             let n = records.len();
             let mut seqs = Vec::with_capacity(n);
@@ -789,11 +796,40 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let (new_seq, old_seq) = (seq_param(new_head.seq)?, seq_param(old.seq)?);
             let new_hash = new_head.hash.to_vec();
             let old_hash = old.hash.to_vec();
-            // Pipelined: the four messages leave together, one round trip.
-            // HOOK (writer lease): the fencing-epoch check of the writer
-            // lease belongs here, as a statement of this same transaction
-            // before the INSERT, its row count checked like `set_head`'s.
-            let begin = client.batch_execute("BEGIN");
+            // Pipelined: the messages leave together, one round trip. A
+            // fenced writer (writer lease) first checks its epoch in the same
+            // transaction (`pg_lease::FENCE_SQL` locks the lease row FOR
+            // SHARE, so a takeover waits for this transaction to end) and
+            // goes on only if it still holds it: one more round trip.
+            if let (Some(stmt), Some(epoch)) = (&fence, fence_epoch) {
+                let begin = client.batch_execute("BEGIN");
+                let fence_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&epoch];
+                let check = client.query(stmt, &fence_params);
+                let (b, f) = futures::join!(begin, check);
+                b.map_err(|e| pg_error("append: BEGIN", e))?;
+                let held = match f {
+                    Ok(rows) => rows.len() == 1,
+                    Err(e) => {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        return Err(pg_error("append: cannot check the writer lease", e));
+                    }
+                };
+                if !held {
+                    client
+                        .batch_execute("ROLLBACK")
+                        .await
+                        .map_err(|e| pg_error("append: ROLLBACK", e))?;
+                    return Err(StoreError::Fenced {
+                        epoch: u64::try_from(epoch).unwrap_or(0),
+                    });
+                }
+            }
+            let begin = async {
+                match fence {
+                    Some(_) => Ok(()), // begun above
+                    None => client.batch_execute("BEGIN").await,
+                }
+            };
             let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
                 &seqs, &ats, &versions, &prevs, &hashes, &accounts, &payloads,
             ];
@@ -820,6 +856,32 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             Ok(())
         })?;
         self.head = new_head;
+        Ok(())
+    }
+
+    /// Fences every later append with the writer lease: `sql` (one bound
+    /// parameter, the epoch; see `pg_lease::FENCE_SQL`) runs first in each
+    /// append transaction and must return exactly one row, else the append
+    /// fails with [`StoreError::Fenced`] and nothing of it is acknowledged.
+    /// `None` removes the fence (a single node without a lease).
+    pub fn set_fence(&mut self, fence: Option<(&str, u64)>) -> Result<(), StoreError> {
+        self.fence = match fence {
+            None => None,
+            Some((sql, epoch)) => {
+                let epoch = i64::try_from(epoch).map_err(|_| {
+                    StoreError::Postgres(format!("fencing epoch {epoch} too large"))
+                })?;
+                let client = self.writer.clone();
+                let sql = sql.to_owned();
+                let stmt = self.rt.run(async move {
+                    client
+                        .prepare(&sql)
+                        .await
+                        .map_err(|e| pg_error("cannot prepare the writer-lease fence", e))
+                })?;
+                Some((stmt, epoch))
+            }
+        };
         Ok(())
     }
 

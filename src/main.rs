@@ -44,6 +44,12 @@ enum Cmd {
     Watch(cli::client::WatchArgs),
     /// The continuous-use compliance report (client).
     Compliance(cli::client::ComplianceArgs),
+    /// Register devices, set their status, list them (client, spec §14).
+    Device(cli::devices::DeviceArgs),
+    /// Register purchased PBXs, upgrade them, show their maintenance (client, spec §15).
+    Pbx(cli::devices::PbxArgs),
+    /// Buy a maintenance plan for a purchased PBX (client, spec §15).
+    Plan(cli::devices::PlanArgs),
     /// Read or move the manual clock of a `--clock manual` server (client).
     Clock(cli::client::ClockArgs),
     /// The PostgreSQL schema: `db init` (an empty database) or `db migrate`.
@@ -88,6 +94,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             })
             .await?
         }
+        Cmd::Device(a) => cli::devices::device(o, a).await.map(|()| true),
+        Cmd::Pbx(a) => cli::devices::pbx(o, a).await.map(|()| true),
+        Cmd::Plan(a) => cli::devices::plan(o, a).await.map(|()| true),
         Cmd::BenchLoad(a) => cli::bench::run(o, a).await.map(|()| true),
     }
 }

@@ -303,9 +303,15 @@ fn write_statement(st: &Statement, format: Format, out: &mut dyn Write) -> anyho
                         "{}..{} {} s at {}/month",
                         a.from, a.to, a.seconds, a.monthly_rate
                     ),
-                    (_, Some(p), _) => format!("pbx {p}"),
+                    (_, Some(p), _) => match &l.plan {
+                        Some(plan) => format!("pbx {p} plan {plan}"),
+                        None => format!("pbx {p}"),
+                    },
                     (_, _, Some(k)) => format!("key {k}"),
-                    _ => String::new(),
+                    _ => l
+                        .device_id
+                        .as_ref()
+                        .map_or_else(String::new, |d| format!("device {d}")),
                 };
                 writeln!(
                     out,

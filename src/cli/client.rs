@@ -87,7 +87,7 @@ impl ClientOpts {
 }
 
 /// Turns a gRPC status into an operator-readable error.
-fn rpc_err(s: tonic::Status) -> anyhow::Error {
+pub(crate) fn rpc_err(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{:?}: {}", s.code(), s.message())
 }
 
@@ -283,7 +283,7 @@ fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn print(opts: &ClientOpts, json: Value, text: String) {
+pub(crate) fn print(opts: &ClientOpts, json: Value, text: String) {
     if opts.json {
         println!(
             "{}",
@@ -303,7 +303,7 @@ pub fn receipt_json(r: &pb::Receipt) -> Value {
     v
 }
 
-fn receipt_text(r: &pb::Receipt) -> String {
+pub(crate) fn receipt_text(r: &pb::Receipt) -> String {
     let mut s = format!("ok: record #{} at {} ({})", r.seq, fmt_instant(r.at), r.at);
     if !r.balance.is_empty() {
         s.push_str(&format!(", balance {} iSC", r.balance));
@@ -435,6 +435,8 @@ fn line_kind(k: i32) -> &'static str {
         Ok(Kind::Forfeit) => "FORFEIT",
         Ok(Kind::Open) => "OPEN",
         Ok(Kind::Close) => "CLOSE",
+        Ok(Kind::Fee) => "FEE",
+        Ok(Kind::Plan) => "PLAN",
         _ => "UNSPECIFIED",
     }
 }
@@ -452,6 +454,8 @@ pub fn statement_json(st: &pb::Statement) -> Value {
             }
             if !l.pbx_id.is_empty() { v["pbx_id"] = json!(l.pbx_id); }
             if !l.activation_key.is_empty() { v["activation_key"] = json!(l.activation_key); }
+            if !l.device_id.is_empty() { v["device_id"] = json!(l.device_id); }
+            if !l.plan.is_empty() { v["plan"] = json!(l.plan); }
             v
         }).collect::<Vec<_>>(),
     })
@@ -476,6 +480,8 @@ pub fn statement_text(st: &pb::Statement) -> String {
             ),
             "CONFIG_CHANGE" => format!("pbx {}", l.pbx_id),
             "TOP_UP" => format!("key {}", l.activation_key),
+            "FEE" => format!("device {}", l.device_id),
+            "PLAN" => format!("pbx {} plan {}", l.pbx_id, l.plan),
             _ => String::new(),
         };
         s.push_str(&format!(
@@ -497,6 +503,7 @@ fn notice_kind(k: i32) -> &'static str {
         Ok(Kind::Reminder) => "REMINDER",
         Ok(Kind::Depletion) => "DEPLETION",
         Ok(Kind::Reactivation) => "REACTIVATION",
+        Ok(Kind::MaintenanceExpiring) => "MAINTENANCE_EXPIRING",
         _ => "UNSPECIFIED",
     }
 }
@@ -506,6 +513,9 @@ pub fn notice_json(n: &pb::Notice) -> Value {
     let mut v = json!({"account_id": n.account_id, "at": n.at, "kind": notice_kind(n.kind)});
     if n.threshold_seconds != 0 {
         v["threshold_seconds"] = json!(n.threshold_seconds);
+    }
+    if !n.pbx_id.is_empty() {
+        v["pbx_id"] = json!(n.pbx_id);
     }
     v
 }
@@ -518,6 +528,11 @@ fn notice_text(n: &pb::Notice) -> String {
         ),
         "DEPLETION" => "credit used up: every license disabled".into(),
         "REACTIVATION" => "reactivated by a top-up".into(),
+        "MAINTENANCE_EXPIRING" => format!(
+            "maintenance of PBX {} ends in {}",
+            n.pbx_id,
+            fmt_duration(n.threshold_seconds)
+        ),
         other => other.to_string(),
     };
     format!("{}  {}  {}", fmt_instant(n.at), n.account_id, what)

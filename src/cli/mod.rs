@@ -8,11 +8,14 @@
 //!   operator uses instead of grpcurl; [`bench`]: the `bench-load` generator.
 //! - [`prices_check`]: `prices check`, a price-list file judged offline by
 //!   the domain's own `decide`.
+//! - [`devices`]: the `device`, `pbx` and `plan` client subcommands (device
+//!   policy and software maintenance).
 
 pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod db;
+pub mod devices;
 pub mod prices_check;
 pub mod serve;
 

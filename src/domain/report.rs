@@ -400,7 +400,7 @@ impl Observer for Lines {
 pub fn statement_csv(st: &Statement) -> String {
     use std::fmt::Write as _;
     let mut out = String::from(
-        "at,kind,amount,balance_after,from,to,seconds,monthly_rate,pbx_id,activation_key\n",
+        "at,kind,amount,balance_after,from,to,seconds,monthly_rate,pbx_id,activation_key,device_id,plan\n",
     );
     for l in &st.lines {
         let (from, to, secs, rate) = match &l.accrual {
@@ -413,16 +413,18 @@ pub fn statement_csv(st: &Statement) -> String {
             None => Default::default(),
         };
         // Ids and keys are in `[A-Za-z0-9._-]` and `0x21..=0x7E`: a key with
-        // a comma or a quote is quoted so every row keeps ten fields.
+        // a comma or a quote is quoted so every row keeps twelve fields.
         let _ = writeln!(
             out,
-            "{},{},{},{},{from},{to},{secs},{rate},{},{}",
+            "{},{},{},{},{from},{to},{secs},{rate},{},{},{},{}",
             l.at,
             l.kind.name(),
             l.amount,
             l.balance_after,
             csv_field(l.pbx_id.as_deref().unwrap_or("")),
-            csv_field(l.activation_key.as_deref().unwrap_or(""))
+            csv_field(l.activation_key.as_deref().unwrap_or("")),
+            l.device_id.as_deref().unwrap_or(""),
+            l.plan.as_deref().unwrap_or("")
         );
     }
     out

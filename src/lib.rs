@@ -10,6 +10,8 @@
 //!   commits commands in groups, stamps `at` from a clock and publishes
 //!   time-driven notices; reads are served from a shared in-memory state.
 //! - [`api`]: the gRPC edge (proto types, conversion, status mapping, auth).
+//! - [`http`]: the HTTP edge beside it: Prometheus `/metrics` and the
+//!   read-only web console, over the same engine reads.
 //! - [`cli`]: the `isc-ledger` subcommands (auditor tools, server, clients,
 //!   the offline price-list check, load generator).
 pub mod cli;
@@ -18,3 +20,4 @@ pub mod store;
 
 pub mod api;
 pub mod engine;
+pub mod http;

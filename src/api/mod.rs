@@ -18,6 +18,7 @@ pub mod pb {
 }
 
 pub mod convert;
+pub mod metrics;
 pub mod server;
 pub mod service;
 pub mod status;

@@ -93,7 +93,9 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    let mut builder = Server::builder();
+    let mut builder = Server::builder().layer(super::metrics::CallMetricsLayer::new(
+        engine.metrics().clone(),
+    ));
     if let Some((cert, key)) = opts.tls {
         builder =
             builder.tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;

@@ -75,6 +75,24 @@ pub struct ServeArgs {
     /// yet (then UNAVAILABLE with the seq it is at), e.g. 5s, 500ms.
     #[arg(long, default_value = "5s", value_parser = super::parse_wait)]
     pub min_seq_wait: std::time::Duration,
+    /// Serve Prometheus metrics on http://ADDR/metrics (aggregates only, no token).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Serve the read-only web console on http://ADDR/ (same tokens as gRPC;
+    /// loopback only without a token configuration).
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Log format on stderr: `text` (default, for people) or `json` (one
+    /// object per line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The log formats of `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl ServeArgs {
@@ -199,6 +217,44 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     // Tests and scripts read this line to find an ephemeral port.
     println!("listening on {}", listener.local_addr()?);
+    // One signal stops every listener: gRPC drains and stops the engine,
+    // the HTTP listeners stop accepting.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut http_tasks = Vec::new();
+    if let Some(addr) = a.metrics_listen {
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--metrics-listen)"))?;
+        println!("metrics on http://{}/metrics", l.local_addr()?);
+        http_tasks.push(tokio::spawn(crate::http::serve_metrics(
+            engine.clone(),
+            l,
+            stopped(),
+        )));
+    }
+    if let Some(addr) = a.http_listen {
+        let addr = effective_listen_addr(addr, &tokens);
+        let l = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (--http-listen)"))?;
+        println!("console on http://{}/", l.local_addr()?);
+        http_tasks.push(tokio::spawn(crate::http::console::serve_console(
+            engine.clone(),
+            l,
+            Arc::new(tokens.clone()),
+            stopped(),
+        )));
+    }
+    let signal = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
     serve(
         engine,
         listener,
@@ -207,8 +263,13 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
             tls,
             clock_service: manual,
         },
-        shutdown_signal(),
+        signal,
     )
     .await?;
+    for t in http_tasks {
+        if let Ok(Err(e)) = t.await {
+            tracing::warn!("an HTTP listener failed: {e}");
+        }
+    }
     Ok(())
 }

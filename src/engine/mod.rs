@@ -28,9 +28,10 @@
 
 pub mod accounts;
 pub mod clock;
+pub mod metrics;
 mod writer;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -185,6 +186,12 @@ pub struct Stats {
 
 pub(crate) struct Shared {
     pub(crate) stats: Stats,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    /// When the engine started, and how long loading the ledger took.
+    pub(crate) started: std::time::Instant,
+    pub(crate) replay_seconds: f64,
+    /// Milliseconds after `started` of the last snapshot this process wrote.
+    pub(crate) snapshot_ms: AtomicU64,
     pub(crate) live: RwLock<Live>,
     /// The log; the writer holds the write lock only while appending.
     pub(crate) log: RwLock<Log>,
@@ -195,6 +202,24 @@ pub(crate) struct Shared {
     pub(crate) applied: watch::Sender<u64>,
     /// Bound of [`Engine::wait_applied`].
     pub(crate) min_seq_wait: std::time::Duration,
+}
+
+/// What the console's ledger page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerInfo {
+    pub head_seq: u64,
+    pub last_at: i64,
+    pub accounts: usize,
+    /// Records and durable appends since this process started.
+    pub records_appended: u64,
+    pub durable_appends: u64,
+    /// Whether this process wrote a snapshot (else the age counts from start).
+    pub snapshot_written: bool,
+    pub snapshot_age_seconds: f64,
+    pub uptime_seconds: f64,
+    pub replay_seconds: f64,
+    /// The clock's reading.
+    pub now: i64,
 }
 
 /// A cheap, cloneable handle on the running engine.
@@ -224,6 +249,7 @@ impl Engine {
         config: EngineConfig,
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
+        let started = std::time::Instant::now();
         let (log, ledger) = open_ledger_with(
             store,
             config.policy.clone(),
@@ -241,8 +267,13 @@ impl Engine {
         let published_until = ledger.last_at().max(clock.now());
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (notices, _) = broadcast::channel(config.watch_buffer.max(1));
+        let replay_seconds = started.elapsed().as_secs_f64();
         let shared = Arc::new(Shared {
             stats: Stats::default(),
+            metrics: Arc::new(metrics::Metrics::new()),
+            started,
+            replay_seconds,
+            snapshot_ms: AtomicU64::new(0),
             live: RwLock::new(Live {
                 accounts: AccountIndex::build(&ledger, published_until),
                 ledger: ledger.clone(),
@@ -417,6 +448,59 @@ impl Engine {
         let events = self.history(account_id, seq)?;
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
         Ok(statement(&live.ledger, &events, account_id, from, to)?)
+    }
+
+    /// The service's metrics (the gRPC edge and the console record into it).
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.shared.metrics
+    }
+
+    /// The metrics as Prometheus text, gauges read from the shared state now.
+    pub fn scrape(&self) -> Result<String, EngineError> {
+        let info = self.info()?;
+        let v = metrics::ScrapeValues {
+            queue_depth: self.tx.max_capacity() - self.tx.capacity(),
+            counts: self.account_counts()?,
+            watchers: self.shared.notices.receiver_count(),
+            head_seq: info.head_seq,
+            snapshot_age_seconds: info.snapshot_age_seconds,
+            replay_seconds: info.replay_seconds,
+        };
+        Ok(self.shared.metrics.encode(&v))
+    }
+
+    /// Facts about the ledger for the console's ledger page.
+    pub fn info(&self) -> Result<LedgerInfo, EngineError> {
+        let (head_seq, last_at, accounts) = {
+            let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+            (
+                live.ledger.last_seq(),
+                live.ledger.last_at(),
+                live.ledger.account_count(),
+            )
+        };
+        let since_start = self.shared.started.elapsed().as_secs_f64();
+        let snap_ms = self.shared.snapshot_ms.load(Ordering::Relaxed);
+        let stats = &self.shared.stats;
+        Ok(LedgerInfo {
+            head_seq,
+            last_at,
+            accounts,
+            records_appended: stats.records.load(Ordering::Relaxed),
+            durable_appends: stats.groups.load(Ordering::Relaxed),
+            snapshot_written: snap_ms > 0,
+            snapshot_age_seconds: since_start - snap_ms as f64 / 1000.0,
+            uptime_seconds: since_start,
+            replay_seconds: self.shared.replay_seconds,
+            now: self.clock_now(),
+        })
+    }
+
+    /// The newest signed tree head the store holds, if any.
+    pub fn signed_head(&self) -> Result<Option<crate::store::sth::SignedTreeHead>, EngineError> {
+        let log = self.shared.log.read().map_err(|_| lock_poisoned())?;
+        log.load_signed_head()
+            .map_err(|e| EngineError::Unavailable(format!("cannot read the signed tree head: {e}")))
     }
 
     /// One page of the account listing, from the shared state's index

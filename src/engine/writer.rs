@@ -286,9 +286,11 @@ impl Writer {
                 stats
                     .records
                     .fetch_add(events.len() as u64, Ordering::Relaxed);
-                stats
-                    .append_us
-                    .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
+                let took = started.elapsed();
+                stats.append_us.fetch_add(micros(took), Ordering::Relaxed);
+                let m = &self.shared.metrics;
+                m.batch_records.observe(events.len() as f64);
+                m.append_seconds.observe(took.as_secs_f64());
             }
             if let Err(why) = appended {
                 tracing::error!("durable append failed, refusing writes from now on: {why}");
@@ -307,6 +309,7 @@ impl Writer {
                     }
                     live.published(self.published_until);
                     for n in notices {
+                        self.shared.metrics.notice(n.kind);
                         // No receiver is fine; a slow one lags, never blocks us.
                         let _ = self.shared.notices.send(n);
                     }
@@ -342,6 +345,9 @@ impl Writer {
             if let Err(e) = log.save_snapshot(&self.working) {
                 tracing::warn!("snapshot failed (the log is intact, replay will be longer): {e}");
             } else {
+                let ms =
+                    u64::try_from(self.shared.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.shared.snapshot_ms.store(ms.max(1), Ordering::Relaxed);
                 tracing::debug!(seq = self.working.last_seq(), "snapshot saved");
             }
         }

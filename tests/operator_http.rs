@@ -356,7 +356,7 @@ async fn metrics_are_scraped_parsed_and_move() {
 fn get_req(id: &str) -> pb::GetAccountRequest {
     pb::GetAccountRequest {
         account_id: id.into(),
-        at: 0,
+        ..Default::default()
     }
 }
 

@@ -489,3 +489,293 @@ async fn the_console_answers_a_request_without_a_token_with_the_login_page() {
 fn hex_of(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
+
+// ------------------------------------------------------------- the browser
+
+/// The real binary with a manual clock, tokens, and the console.
+struct Spawned {
+    child: std::process::Child,
+    grpc: String,
+    console: String,
+}
+
+fn spawn_server(dir: &Path, tokens_file: &Path) -> Spawned {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--clock", "manual", "--start-at", &T0.to_string()])
+        .args(["--min-activation-runtime", "0"])
+        .arg("--data")
+        .arg(dir)
+        .arg("--tokens")
+        .arg(tokens_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut grpc, mut console) = (String::new(), String::new());
+    while grpc.is_empty() || console.is_empty() {
+        let line = lines
+            .next()
+            .expect("the server prints its addresses")
+            .unwrap();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            grpc = format!("http://{a}");
+        } else if let Some(a) = line.strip_prefix("console on ") {
+            console = a.trim_end_matches('/').to_string();
+        }
+    }
+    Spawned {
+        child,
+        grpc,
+        console,
+    }
+}
+
+fn sigterm_and_wait(mut s: Spawned) {
+    let pid = s.child.id() as libc::pid_t;
+    // SAFETY: plain kill(2) of our own child process.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+    let status = s.child.wait().unwrap();
+    assert!(status.success(), "clean stop: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_console_matches_grpc_and_the_offline_statement() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: the browser test needs Debian's chromium (scripts/test installs it)"
+    );
+    let pw = std::process::Command::new("python3")
+        .args(["-c", "import playwright"])
+        .status();
+    assert!(
+        pw.is_ok_and(|s| s.success()),
+        "Playwright for Python is missing (scripts/test installs it: pip install playwright)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tokens_file = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens_file,
+        "[tokens]\n\"browser-admin-tok\" = \"admin\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let srv = spawn_server(&data, &tokens_file);
+    let ch = channel(&srv.grpc).await;
+    let auth = |mut r: tonic::Request<()>| {
+        r.metadata_mut()
+            .insert("authorization", "Bearer browser-admin-tok".parse().unwrap());
+        Ok(r)
+    };
+    let mut c = pb::ledger_client::LedgerClient::with_interceptor(ch.clone(), auth);
+    let mut clk = pb::clock_client::ClockClient::with_interceptor(ch.clone(), auth);
+    let mut at = T0;
+    let set = async |clk: &mut pb::clock_client::ClockClient<_>, t: i64| {
+        clk.set_time(pb::SetTimeRequest { unix_seconds: t })
+            .await
+            .unwrap();
+    };
+
+    // The scenario: one port costs 1e-6 iSC/s.
+    c.publish_price_list(price_list(1, 0, "2.628"))
+        .await
+        .unwrap();
+    c.open_account(open("acme-01")).await.unwrap();
+    c.top_up(topup("acme-01", "KEY-acme-0001", "1"))
+        .await
+        .unwrap(); // 11.6 days
+    c.change_config(config("acme-01", "hq", 1)).await.unwrap();
+    at += 2 * DAY;
+    set(&mut clk, at).await;
+    c.top_up(topup("acme-01", "KEY-acme-0002", "0.2"))
+        .await
+        .unwrap();
+    at += 20 * DAY; // past the runout: depleted
+    set(&mut clk, at).await;
+    c.top_up(topup("acme-01", "KEY-acme-0003", "2.5"))
+        .await
+        .unwrap(); // reactivates
+    c.change_config(config("acme-01", "branch", 0))
+        .await
+        .unwrap();
+    at += 3 * DAY;
+    set(&mut clk, at).await;
+    // Other accounts, for the list: urgent, this week, later, idle, closed, suspended.
+    for (id, amount) in [("acme-02", "0.05"), ("beta-01", "0.4"), ("gamma-07", "5")] {
+        c.open_account(open(id)).await.unwrap();
+        c.top_up(topup(id, &format!("KEY-{id}-1"), amount))
+            .await
+            .unwrap();
+        c.change_config(config(id, &format!("pbx-{id}"), 1))
+            .await
+            .unwrap();
+    }
+    c.open_account(open("idle-04")).await.unwrap();
+    c.open_account(open("closed-05")).await.unwrap();
+    c.close_account(pb::CloseAccountRequest {
+        account_id: "closed-05".into(),
+    })
+    .await
+    .unwrap();
+    c.open_account(open("susp-06")).await.unwrap();
+    c.top_up(topup("susp-06", "KEY-susp-06-1", "0.00001"))
+        .await
+        .unwrap();
+    c.change_config(config("susp-06", "pbx-susp", 1))
+        .await
+        .unwrap();
+    at += 60; // susp-06 runs out after 10 s
+    set(&mut clk, at).await;
+
+    let view = c
+        .get_account(pb::GetAccountRequest {
+            account_id: "acme-01".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let st = c
+        .get_statement(pb::GetStatementRequest {
+            account_id: "acme-01".into(),
+            from: 0,
+            to: at,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let count =
+        |k: pb::statement_line::Kind| st.lines.iter().filter(|l| l.kind == k as i32).count();
+    let (tops, depletions, reactivations) = (
+        count(pb::statement_line::Kind::TopUp),
+        count(pb::statement_line::Kind::Depletion),
+        count(pb::statement_line::Kind::Reactivation),
+    );
+    assert_eq!((tops, depletions, reactivations), (3, 1, 1), "the scenario");
+
+    let csv_path = dir.path().join("console.csv");
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    let arg = serde_json::json!({
+        "console": srv.console,
+        "token": "browser-admin-tok",
+        "account": "acme-01",
+        "search": "acme-0",
+        "now": at,
+        "csv_path": csv_path,
+        "docs_dir": docs,
+    });
+    let script = root.join("tests/browser/console.py");
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(arg.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        run.status.success(),
+        "the browser script failed:\n{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let out: serde_json::Value = serde_json::from_slice(
+        run.stdout
+            .split(|b| *b == b'\n')
+            .rfind(|l| !l.is_empty())
+            .unwrap(),
+    )
+    .unwrap();
+
+    // Without a token: the login page, no data.
+    assert_eq!(out["no_token_status"], 401);
+    assert_eq!(out["no_token_login_form"], 1);
+    assert_eq!(out["no_token_balance"], 0);
+    assert_eq!(out["after_logout_status"], 401);
+    // The list: most urgent first, then those without a runout by id.
+    assert_eq!(
+        out["list_order"],
+        serde_json::json!([
+            "acme-02",
+            "beta-01",
+            "acme-01",
+            "gamma-07",
+            "closed-05",
+            "idle-04",
+            "susp-06"
+        ])
+    );
+    assert_eq!(out["list_countdowns"], 4);
+    assert_eq!(
+        out["search_rows"],
+        serde_json::json!(["acme-02", "acme-01"])
+    );
+    // The account page equals GetAccount at that instant (the manual clock
+    // stands still and nothing was written meanwhile: checked below).
+    assert_eq!(out["balance"], view.balance.as_str());
+    assert_eq!(out["markers"]["TOP_UP"], tops);
+    assert_eq!(out["markers"]["DEPLETION"], depletions);
+    assert_eq!(out["markers"]["REACTIVATION"], reactivations);
+    assert_eq!(out["pbx_sections"], 2);
+    assert_eq!(out["statement_lines"], st.lines.len());
+    let again = c
+        .get_account(pb::GetAccountRequest {
+            account_id: "acme-01".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again, view);
+    let head = c
+        .list_accounts(pb::ListAccountsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(head.accounts.len(), 7);
+    drop((c, clk));
+    sigterm_and_wait(srv);
+
+    // The download is `statement --format csv`, byte for byte.
+    let offline = std::process::Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
+        .args([
+            "statement",
+            "--account",
+            "acme-01",
+            "--from",
+            "0",
+            "--format",
+            "csv",
+        ])
+        .args(["--to", &at.to_string()])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
+    let downloaded = std::fs::read(&csv_path).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&downloaded),
+        String::from_utf8_lossy(&offline.stdout)
+    );
+    assert!(docs.join("console-account.png").exists());
+    assert!(docs.join("console-accounts.png").exists());
+}

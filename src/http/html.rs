@@ -97,9 +97,18 @@ pub fn balance_chart(st: &Statement, now: i64, runout: Option<i64>) -> String {
     const PAD_R: f64 = 16.0;
     const PAD_T: f64 = 12.0;
     const PAD_B: f64 = 28.0;
-    let mut pts: Vec<(i64, f64)> = Vec::with_capacity(st.lines.len() + 2);
+    // Accruals are the sloped segments; every other line moves the balance
+    // at its instant (a step), e.g. nothing accrues while suspended and a
+    // top-up jumps.
+    let mut pts: Vec<(i64, f64)> = Vec::with_capacity(2 * st.lines.len() + 2);
+    let mut prev = nano_f(st.opening_balance);
     for l in &st.lines {
-        pts.push((l.at, nano_f(l.balance_after)));
+        let b = nano_f(l.balance_after);
+        if l.kind != LineKind::Accrual {
+            pts.push((l.at, prev));
+        }
+        pts.push((l.at, b));
+        prev = b;
     }
     if pts.is_empty() {
         return "<p class=\"muted\">No history in this window.</p>".into();

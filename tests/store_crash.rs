@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use isc_ledger::cli::audit::{self, DataArg, VerifyArgs};
+use isc_ledger::cli::audit::{self, VerifyArgs};
 use isc_ledger::domain::Policy;
 use isc_ledger::store::ledger::open_ledger;
 use isc_ledger::store::workload::Rng;
@@ -82,10 +82,7 @@ fn sigkill_at_random_moments_loses_nothing_acknowledged() {
         assert_eq!(ledger.last_seq(), log.head().seq);
         drop(log);
         let mut out = Vec::new();
-        let args = VerifyArgs {
-            data: DataArg { data: dir.clone() },
-            expect_head: None,
-        };
+        let args = VerifyArgs::new(&dir);
         let ok = audit::verify(&args, &mut out).expect("verify runs");
         assert!(ok, "round {round}: {}", String::from_utf8_lossy(&out));
     }

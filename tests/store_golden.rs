@@ -71,10 +71,7 @@ fn golden_log_v1_stays_readable() {
     let dir = tmp.path().join("golden");
     copy_dir(&data().join("golden-v1"), &dir);
     let mut out = Vec::new();
-    let args = VerifyArgs {
-        data: DataArg { data: dir.clone() },
-        expect_head: None,
-    };
+    let args = VerifyArgs::new(&dir);
     let ok = audit::verify(&args, &mut out).expect("verify runs");
     let out = String::from_utf8(out).expect("utf8");
     assert!(ok, "{out}");

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use isc_ledger::cli::audit::{self, DataArg, VerifyArgs};
+use isc_ledger::cli::audit::{self, VerifyArgs};
 use isc_ledger::domain::{Ledger, Policy};
 use isc_ledger::store::codec::{decode_frame, frame_parts, get_uvarint, seal_frame, FrameBuilder};
 use isc_ledger::store::ledger::{commit, open_ledger_with};
@@ -56,12 +56,7 @@ fn with_log_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
 /// Runs `verify` and returns (ok, output).
 fn verify(dir: &Path) -> (bool, String) {
     let mut out = Vec::new();
-    let args = VerifyArgs {
-        data: DataArg {
-            data: dir.to_path_buf(),
-        },
-        expect_head: None,
-    };
+    let args = VerifyArgs::new(dir);
     let ok = audit::verify(&args, &mut out).expect("verify runs");
     (ok, String::from_utf8(out).expect("utf8"))
 }

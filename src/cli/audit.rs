@@ -4,16 +4,18 @@
 //! trust no snapshot (verify compares snapshots with its replay).
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::domain::{account_view_at, statement, AccountView, Event, Ledger, Policy, Statement};
+use crate::store::datadir::SETTINGS_FILE;
 use crate::store::ledger::{replay_onto, EventLog};
-use crate::store::pg_verify::verify_pg_log;
+use crate::store::pg_verify::verify_pg_log_with;
 use crate::store::sled_log::decode_event;
-use crate::store::verify::verify_log;
+use crate::store::sth::{SignedTreeHead, HEAD_FILE};
+use crate::store::verify::{check_signed_head, verify_log_with, Defect};
 use crate::store::workload::Workload;
 use crate::store::{LogStore, StoreError, StoreLocation, StoreOptions, DEFAULT_DATA_DIR};
 
@@ -43,6 +45,28 @@ pub struct VerifyArgs {
     /// Also require this head hash (hex), e.g. one noted at the last audit.
     #[arg(long, value_name = "HEX")]
     pub expect_head: Option<String>,
+    /// Also check the store against this signed tree head (the JSON an
+    /// auditor saved, e.g. with `audit --state FILE`): its signature, that
+    /// every record it covers is still there, and their Merkle root.
+    #[arg(long, value_name = "FILE")]
+    pub sth: Option<PathBuf>,
+    /// Print the result as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl VerifyArgs {
+    /// `verify --data DIR` with no other option.
+    pub fn new(dir: &Path) -> VerifyArgs {
+        VerifyArgs {
+            data: DataArg {
+                data: dir.to_path_buf(),
+            },
+            expect_head: None,
+            sth: None,
+            json: false,
+        }
+    }
 }
 
 /// `replay`: every account's view computed from the log alone.
@@ -163,10 +187,52 @@ fn replay_all(log: &EventLog) -> anyhow::Result<Ledger> {
     Ok(ledger)
 }
 
+/// A signed head `verify` checked, and where it came from.
+struct CheckedHead {
+    origin: String,
+    head: SignedTreeHead,
+    ok: bool,
+}
+
 /// `isc-ledger verify`. Returns `Ok(false)` (exit 1) on a defect, after
-/// printing it with its seq.
+/// printing it with its seq. Besides the log itself it checks the store's
+/// signed head file (and `--sth FILE`): a store cut short of a signed head
+/// fails with the seqs that are missing, and a store that has kept a head
+/// file (recorded in its settings) fails without one.
 pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     let log = open_audit(&args.data.location())?;
+    // Read before the walk: the tree sizes whose Merkle roots it must note.
+    let mut head_defects: Vec<Defect> = vec![];
+    let head_file = match log.load_signed_head() {
+        Ok(h) => h,
+        Err(e) => {
+            head_defects.push(Defect {
+                seq: 0,
+                what: format!("the store's signed head ({HEAD_FILE} on sled) is damaged: {e}"),
+            });
+            None
+        }
+    };
+    let auditor = match &args.sth {
+        Some(p) => Some(
+            SignedTreeHead::read_file(p)
+                .with_context(|| format!("cannot read the signed head {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let (file_settings, sled_settings) = match &log {
+        EventLog::Sled(s) => s.recorded_settings()?,
+        EventLog::Postgres(_) => (None, None),
+    };
+    let heads_since = [&file_settings, &sled_settings]
+        .iter()
+        .filter_map(|s| s.as_ref().and_then(|s| s.signed_heads_since))
+        .max();
+    let sizes: Vec<u64> = head_file
+        .iter()
+        .chain(auditor.iter())
+        .map(|h| h.tree_size)
+        .collect();
     let bar = progress(log.head().seq, "verify");
     let state = Ledger::new(recorded_policy(&log));
     let mut fold = |ledger: &mut Ledger, seq, at, ev: &Event| {
@@ -175,30 +241,103 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
         }
         ledger.apply(seq, ev).map(|_| ()).map_err(|e| e.to_string())
     };
+    let mut tick = |s| bar.set_position(s);
     let report = match &log {
-        EventLog::Sled(s) => verify_log(s, state, &mut fold, &mut |s| bar.set_position(s))?,
-        EventLog::Postgres(p) => verify_pg_log(p, state, &mut fold, &mut |s| bar.set_position(s))?,
+        EventLog::Sled(s) => verify_log_with(s, state, &mut fold, &mut tick, &sizes)?,
+        EventLog::Postgres(p) => verify_pg_log_with(p, state, &mut fold, &mut tick, &sizes)?,
     };
     bar.finish_and_clear();
-    if let Some(d) = &report.defect {
-        writeln!(out, "DEFECT at seq {}: {}", d.seq, d.what)?;
-        writeln!(
-            out,
-            "records 1..={} are intact",
-            d.seq.saturating_sub(1).min(report.records)
-        )?;
-        return Ok(false);
+    let after = report.records + 1;
+    for d in &mut head_defects {
+        d.seq = after;
+    }
+    let mut checked: Vec<CheckedHead> = vec![];
+    let mut check = |h: &SignedTreeHead, origin: String, defects: &mut Vec<Defect>| {
+        let found = check_signed_head(&report, h, &origin);
+        checked.push(CheckedHead {
+            origin,
+            head: *h,
+            ok: found.is_empty(),
+        });
+        defects.extend(found);
+    };
+    match (&head_file, heads_since) {
+        (Some(h), _) => check(h, "the store's head file".into(), &mut head_defects),
+        (None, Some(n)) => {
+            head_defects.push(Defect {
+                seq: after,
+                what: format!(
+                    "the signed head file {HEAD_FILE} is missing, but the store has kept one since its head of size {n}: \
+                     it was deleted, and without it a store cut short cannot be told from a whole one"
+                ),
+            });
+            if n > report.records {
+                head_defects.push(Defect {
+                    seq: after,
+                    what: format!(
+                        "records {after}..{n} acknowledged under signed head of size {n} (the first the store kept) are missing"
+                    ),
+                });
+            }
+        }
+        (None, None) => {}
+    }
+    if file_settings.is_none() && sled_settings.is_some() {
+        head_defects.push(Defect {
+            seq: after,
+            what: format!("the store's settings file {SETTINGS_FILE} is missing (sled records that it had one)"),
+        });
+    }
+    if let (Some(h), Some(p)) = (&auditor, &args.sth) {
+        check(h, p.display().to_string(), &mut head_defects);
     }
     let head_hex = hex::encode(report.head.hash);
     if let Some(want) = &args.expect_head {
         if !want.eq_ignore_ascii_case(&head_hex) {
-            writeln!(
-                out,
-                "DEFECT at seq {}: head hash {head_hex} is not the expected {want}",
-                report.records
-            )?;
-            return Ok(false);
+            head_defects.push(Defect {
+                seq: report.records,
+                what: format!("head hash {head_hex} is not the expected {want}"),
+            });
         }
+    }
+    // The log's own first defect, then the heads' in seq order.
+    head_defects.sort_by_key(|d| d.seq);
+    let defects: Vec<Defect> = report.defect.iter().cloned().chain(head_defects).collect();
+    let intact = defects.first().map_or(report.records, |d| {
+        d.seq.saturating_sub(1).min(report.records)
+    });
+    if args.json {
+        let heads: Vec<serde_json::Value> = checked
+            .iter()
+            .map(|c| {
+                let mut v = c.head.to_json_value();
+                v["origin"] = c.origin.clone().into();
+                v["ok"] = c.ok.into();
+                v
+            })
+            .collect();
+        let v = serde_json::json!({
+            "ok": defects.is_empty(),
+            "records": report.records,
+            "intact_through": intact,
+            "head": {"seq": report.head.seq, "at": report.head.at, "hash": head_hex},
+            "merkle_root": hex::encode(report.merkle_root),
+            "snapshots_checked": report.snapshots_checked,
+            "snapshots_skipped": report.snapshots_skipped,
+            "signed_heads": heads,
+            "signed_heads_since": heads_since,
+            "defects": defects.iter().map(|d| serde_json::json!({"seq": d.seq, "what": d.what})).collect::<Vec<_>>(),
+        });
+        writeln!(out, "{v}")?;
+        return Ok(defects.is_empty());
+    }
+    if let Some((first, rest)) = defects.split_first() {
+        writeln!(out, "DEFECT at seq {}: {}", first.seq, first.what)?;
+        writeln!(out, "records 1..={intact} are intact")?;
+        for d in rest {
+            writeln!(out, "also at seq {}: {}", d.seq, d.what)?;
+        }
+        return Ok(false);
     }
     let skipped = match report.snapshots_skipped {
         0 => String::new(),
@@ -209,6 +348,16 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
         "ok: {} records, chain intact, replay consistent, {} snapshot(s) match{skipped}\nhead seq {} at {} hash {head_hex}",
         report.records, report.snapshots_checked, report.head.seq, report.head.at
     )?;
+    for c in &checked {
+        writeln!(
+            out,
+            "signed head of size {} ({}) verified: root {}, key {}",
+            c.head.tree_size,
+            c.origin,
+            hex::encode(c.head.root_hash),
+            hex::encode(c.head.public_key)
+        )?;
+    }
     Ok(true)
 }
 

@@ -125,7 +125,11 @@ pub fn write_settings(dir: &Path, s: &StoreSettings) -> Result<(), StoreError> {
     write_settings_with(dir, s, true)
 }
 
-fn write_settings_with(dir: &Path, s: &StoreSettings, durable: bool) -> Result<(), StoreError> {
+pub(crate) fn write_settings_with(
+    dir: &Path,
+    s: &StoreSettings,
+    durable: bool,
+) -> Result<(), StoreError> {
     let tmp = dir.join(format!("{SETTINGS_FILE}.tmp"));
     let mut bytes =
         serde_json::to_vec_pretty(s).map_err(|e| StoreError::Settings(e.to_string()))?;
@@ -262,12 +266,21 @@ pub fn check_settings(dir: &Path) -> Result<SettingsCheck, StoreError> {
 /// never fsyncs it, and rewrites it when it was lost), record the settings
 /// when the store has no settings file yet, and fsync the directory
 /// (`durable` false: benchmarks and tests without fdatasync skip the syncs).
-pub fn settle_settings(dir: &Path, check: &SettingsCheck, durable: bool) -> Result<(), StoreError> {
-    if check.recorded.is_none() {
-        write_settings_with(dir, &StoreSettings::current(), durable)?;
-    }
+pub fn settle_settings(
+    dir: &Path,
+    check: &SettingsCheck,
+    durable: bool,
+) -> Result<StoreSettings, StoreError> {
+    let settings = match &check.recorded {
+        Some(s) => s.clone(),
+        None => {
+            let s = StoreSettings::current();
+            write_settings_with(dir, &s, durable)?;
+            s
+        }
+    };
     if !durable {
-        return Ok(());
+        return Ok(settings);
     }
     File::open(dir.join(SLED_CONF))?.sync_all()?;
     sync_dir(dir)?;
@@ -275,7 +288,7 @@ pub fn settle_settings(dir: &Path, check: &SettingsCheck, durable: bool) -> Resu
     if blobs.is_dir() {
         sync_dir(&blobs)?;
     }
-    Ok(())
+    Ok(settings)
 }
 
 /// The data directory is in use: `flock` on sled's data file.

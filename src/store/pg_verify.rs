@@ -6,16 +6,17 @@
 use serde::de::DeserializeOwned;
 
 use super::codec::{Hash, GENESIS_HASH};
+use super::merkle::{Frontier, EMPTY_ROOT};
 use super::pg_log::PgLog;
 use super::sled_log::decode_event_serde;
-use super::verify::{Defect, Fold, VerifyReport};
+use super::verify::{Defect, Fold, TreeRoot, VerifyReport};
 use super::{Head, Indexed, SnapshotState, StoreError};
 
 /// Checks the whole log on PostgreSQL (see the module). `Err` only when the
 /// database cannot be read at all.
 pub fn verify_pg_log<E, S>(
     log: &PgLog<E>,
-    mut state: S,
+    state: S,
     apply: &mut Fold<'_, E, S>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, StoreError>
@@ -23,6 +24,31 @@ where
     E: DeserializeOwned + Indexed + serde::Serialize,
     S: SnapshotState + PartialEq,
 {
+    verify_pg_log_with(log, state, apply, progress, &[])
+}
+
+/// [`verify_pg_log`], also noting the Merkle root at each of `roots_at`
+/// (as [`super::verify::verify_log_with`] does).
+pub fn verify_pg_log_with<E, S>(
+    log: &PgLog<E>,
+    mut state: S,
+    apply: &mut Fold<'_, E, S>,
+    progress: &mut dyn FnMut(u64),
+    roots_at: &[u64],
+) -> Result<VerifyReport, StoreError>
+where
+    E: DeserializeOwned + Indexed + serde::Serialize,
+    S: SnapshotState + PartialEq,
+{
+    let mut frontier = Frontier::new();
+    let mut roots: Vec<TreeRoot> = vec![];
+    if roots_at.contains(&0) {
+        roots.push(TreeRoot {
+            size: 0,
+            root: EMPTY_ROOT,
+            at: 0,
+        });
+    }
     let mut snapshots = vec![];
     let mut skipped = 0usize;
     let mut snap_defect = None;
@@ -82,6 +108,14 @@ where
             break;
         }
         hash = r.hash;
+        frontier.push(&hash);
+        if roots_at.contains(&r.seq) {
+            roots.push(TreeRoot {
+                size: r.seq,
+                root: frontier.root(),
+                at: r.at,
+            });
+        }
         for (head, bytes) in snapshots.iter().filter(|(h, _)| h.seq == r.seq) {
             checked += 1;
             let same = head.hash == hash
@@ -145,5 +179,7 @@ where
         snapshots_checked: checked,
         snapshots_skipped: skipped,
         defect: defect.or(snap_defect),
+        merkle_root: frontier.root(),
+        roots,
     })
 }

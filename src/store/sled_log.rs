@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use serde::{de::DeserializeOwned, Serialize};
@@ -22,13 +23,16 @@ use super::codec::{
     self, decode_frame, decode_head, encode_head, record_hash, FrameBuilder, FrameDefect, Hash,
     RawFrame, RawRecord, SnapshotHeader, MAX_EVENT_BYTES, MAX_RECORDS_PER_FRAME,
 };
-use super::datadir::{self, sync_dir, PrivateCopy};
+use super::datadir::{self, sync_dir, PrivateCopy, StoreSettings};
 use super::index::AccountIndex;
 use super::sth::{SignedTreeHead, HEAD_FILE};
 use super::{
     Head, Indexed, LogStore, RawRecord as StoredRaw, Snapshot, SnapshotState, StoreError,
     StoredRecord,
 };
+
+/// Key of the store's settings (JSON of [`StoreSettings`]) in tree `meta`.
+pub const META_SETTINGS: &[u8] = b"settings";
 
 /// Key of the head marker in tree `log`: sorts after every 8-byte seq key.
 pub const HEAD_KEY: &[u8] = &[0xff; 9];
@@ -95,6 +99,14 @@ pub struct SledLog<E> {
     last_snapshot_seq: u64,
     /// Set while an append is in flight; stays set if it failed.
     poisoned: bool,
+    /// Tree `meta`: the store's settings as recorded inside sled.
+    meta: sled::Tree,
+    /// The settings file as read at open (`None`: none, an audit of a
+    /// store from before it).
+    settings: Option<StoreSettings>,
+    /// The store is known to keep a signed head file (see
+    /// [`StoreSettings::signed_heads_since`]).
+    heads_marked: AtomicBool,
     _event: PhantomData<fn() -> E>,
     /// The private copy an audit reads (removed when the log is dropped;
     /// declared last so sled is closed first).
@@ -188,21 +200,53 @@ impl<E> SledLog<E> {
     fn open_sled(dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
         std::fs::create_dir_all(dir)?;
         // Before sled reads (and, when empty, silently rewrites) its conf.
-        let settings = datadir::check_settings(dir)?;
+        let check = datadir::check_settings(dir)?;
         let db = open_db_waiting_for_lock(dir)?;
         // Record the settings of a new store; make sled's conf (which sled
         // never fsyncs) and the creation of sled's files durable once.
-        datadir::settle_settings(dir, &settings, opts.fdatasync)?;
+        let settings = datadir::settle_settings(dir, &check, opts.fdatasync)?;
         if opts.fdatasync {
             sync_dir(dir)?;
             if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
                 sync_dir(parent)?;
             }
         }
-        Self::from_db(db, dir, opts)
+        let s = Self::from_db(db, dir, opts, Some(settings))?;
+        // The same settings inside sled (durable with the next append): a
+        // deleted settings file is then noticed by `verify`.
+        if s.meta.get(META_SETTINGS)?.is_none() {
+            s.meta.insert(META_SETTINGS, s.settings_json()?)?;
+        }
+        Ok(s)
     }
 
-    fn from_db(db: sled::Db, dir: &Path, opts: StoreOptions) -> Result<SledLog<E>, StoreError> {
+    fn settings_json(&self) -> Result<Vec<u8>, StoreError> {
+        let mut st = self.settings.clone().unwrap_or_else(StoreSettings::current);
+        if self.heads_marked.load(Ordering::Relaxed) {
+            st.signed_heads_since = st.signed_heads_since.or(Some(0));
+        }
+        serde_json::to_vec(&st).map_err(|e| StoreError::Settings(e.to_string()))
+    }
+
+    fn from_db(
+        db: sled::Db,
+        dir: &Path,
+        opts: StoreOptions,
+        settings: Option<StoreSettings>,
+    ) -> Result<SledLog<E>, StoreError> {
+        let meta = db.open_tree("meta")?;
+        let marked_in_sled = match meta.get(META_SETTINGS)? {
+            Some(v) => serde_json::from_slice::<StoreSettings>(&v)
+                .map(|s| s.signed_heads_since.is_some())
+                .unwrap_or(false),
+            None => false,
+        };
+        let heads_marked = AtomicBool::new(
+            marked_in_sled
+                || settings
+                    .as_ref()
+                    .is_some_and(|s| s.signed_heads_since.is_some()),
+        );
         let log = db.open_tree("log")?;
         let index_tree = db.open_tree("acct")?;
         let snaps = db.open_tree("snap")?;
@@ -224,9 +268,38 @@ impl<E> SledLog<E> {
             opts,
             last_snapshot_seq,
             poisoned: false,
+            meta,
+            settings,
+            heads_marked,
             _event: PhantomData,
             _copy: None,
         })
+    }
+
+    /// The store's record of its settings: the settings file and the copy
+    /// inside sled (tree `meta`), as found (`None` when absent; the sled
+    /// copy also when unreadable). Both absent: a store from before them.
+    pub fn recorded_settings(
+        &self,
+    ) -> Result<(Option<StoreSettings>, Option<StoreSettings>), StoreError> {
+        let in_sled = self
+            .meta
+            .get(META_SETTINGS)?
+            .and_then(|v| serde_json::from_slice::<StoreSettings>(&v).ok());
+        Ok((self.settings.clone(), in_sled))
+    }
+
+    /// Records, once, that this store keeps a signed head file from now on
+    /// (its first head had `tree_size`): in the settings file (durable now)
+    /// and in sled's `meta` (durable with the next append).
+    fn mark_signed_heads(&self, tree_size: u64) -> Result<(), StoreError> {
+        let mut st = self.settings.clone().unwrap_or_else(StoreSettings::current);
+        st.signed_heads_since = Some(tree_size);
+        datadir::write_settings_with(&self.dir, &st, self.opts.fdatasync)?;
+        let json = serde_json::to_vec(&st).map_err(|e| StoreError::Settings(e.to_string()))?;
+        self.meta.insert(META_SETTINGS, json)?;
+        self.heads_marked.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The data directory.
@@ -392,9 +465,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         };
         // Checked on the copy before sled opens it: the original's conf and
         // settings file, byte for byte.
-        datadir::check_settings(copy.path())?;
+        let check = datadir::check_settings(copy.path())?;
         let db = open_db_waiting_for_lock(copy.path())?;
-        let mut s = Self::from_db(db, copy.path(), opts)?;
+        let mut s = Self::from_db(db, copy.path(), opts, check.recorded)?;
         s._copy = Some(copy);
         if let Some(v) = s.log.get(HEAD_KEY)? {
             if let Some((seq, at, hash)) = decode_head(&v) {
@@ -790,7 +863,17 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     }
 
     fn save_signed_head(&self, head: &SignedTreeHead, durable: bool) -> Result<(), StoreError> {
-        Ok(head.write_file(&self.dir.join(HEAD_FILE), durable && self.opts.fdatasync)?)
+        // The first head file is made durable before the store records that
+        // it keeps one: a marker without its file would be a false alarm.
+        let first = !self.heads_marked.load(Ordering::Relaxed);
+        head.write_file(
+            &self.dir.join(HEAD_FILE),
+            (durable || first) && self.opts.fdatasync,
+        )?;
+        if first {
+            self.mark_signed_heads(head.tree_size)?;
+        }
+        Ok(())
     }
 
     fn load_signed_head(&self) -> Result<Option<SignedTreeHead>, StoreError> {

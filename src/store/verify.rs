@@ -8,7 +8,9 @@ use serde::de::DeserializeOwned;
 use super::SnapshotState;
 
 use super::codec::{record_hash, Hash, GENESIS_HASH};
+use super::merkle::{Frontier, EMPTY_ROOT};
 use super::sled_log::{decode_event_serde, defect_error, SledLog};
+use super::sth::SignedTreeHead;
 use super::{Head, StoreError};
 
 /// The fold `verify` replays with: `(state, seq, at, event)`; `Err` is a
@@ -37,6 +39,22 @@ pub struct VerifyReport {
     pub snapshots_skipped: usize,
     /// The first defect, if any.
     pub defect: Option<Defect>,
+    /// Merkle root (RFC 9162) of the good prefix.
+    pub merkle_root: Hash,
+    /// The Merkle roots at the tree sizes asked for that the good prefix
+    /// reaches, with the instant of the record at that size.
+    pub roots: Vec<TreeRoot>,
+}
+
+/// The Merkle root of the first `size` records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeRoot {
+    /// Number of records.
+    pub size: u64,
+    /// RFC 9162 root of records `1..=size`.
+    pub root: Hash,
+    /// Instant of record `size` (0 for the empty tree).
+    pub at: i64,
 }
 
 impl VerifyReport {
@@ -51,7 +69,7 @@ impl VerifyReport {
 /// Returns `Err` only when the storage itself cannot be read.
 pub fn verify_log<E, S>(
     log: &SledLog<E>,
-    mut state: S,
+    state: S,
     apply: &mut Fold<'_, E, S>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<VerifyReport, StoreError>
@@ -59,6 +77,31 @@ where
     E: DeserializeOwned,
     S: SnapshotState + PartialEq,
 {
+    verify_log_with(log, state, apply, progress, &[])
+}
+
+/// [`verify_log`], also noting the Merkle root at each of `roots_at` (the
+/// tree sizes of signed heads to check, see [`check_signed_head`]).
+pub fn verify_log_with<E, S>(
+    log: &SledLog<E>,
+    mut state: S,
+    apply: &mut Fold<'_, E, S>,
+    progress: &mut dyn FnMut(u64),
+    roots_at: &[u64],
+) -> Result<VerifyReport, StoreError>
+where
+    E: DeserializeOwned,
+    S: SnapshotState + PartialEq,
+{
+    let mut frontier = Frontier::new();
+    let mut roots: Vec<TreeRoot> = vec![];
+    if roots_at.contains(&0) {
+        roots.push(TreeRoot {
+            size: 0,
+            root: EMPTY_ROOT,
+            at: 0,
+        });
+    }
     let mut snapshots = vec![];
     let mut skipped = 0usize;
     let mut defect = None;
@@ -123,6 +166,14 @@ where
             if let Err(e) = apply(&mut state, r.seq, r.at, &ev) {
                 return fail(r.seq, format!("replay: {e}"));
             }
+            frontier.push(&hash);
+            if roots_at.contains(&r.seq) {
+                roots.push(TreeRoot {
+                    size: r.seq,
+                    root: frontier.root(),
+                    at: r.at,
+                });
+            }
             for (head, bytes) in snapshots.iter().filter(|(h, _)| h.seq == r.seq) {
                 checked += 1;
                 let same = head.hash == hash
@@ -184,5 +235,66 @@ where
         snapshots_checked: checked,
         snapshots_skipped: skipped,
         defect,
+        merkle_root: frontier.root(),
+        roots,
     })
+}
+
+/// Checks a signed tree head against the records `verify` read (`report`
+/// from [`verify_log_with`] with `head.tree_size` among its sizes): its
+/// signature, that the store still holds all `tree_size` records, and that
+/// their Merkle root and last instant are the signed ones. `origin` names
+/// the head in the messages ("the store's head file", "FILE"). A defect of
+/// the head itself (its signature) is placed after the records read, so the
+/// records before it still count as intact; a root that differs names seq
+/// 1 (the root cannot tell which record was rewritten).
+pub fn check_signed_head(
+    report: &VerifyReport,
+    head: &SignedTreeHead,
+    origin: &str,
+) -> Vec<Defect> {
+    let mut out = vec![];
+    let n = head.tree_size;
+    if head.verify().is_err() {
+        out.push(Defect {
+            seq: report.records + 1,
+            what: format!(
+                "the signature of the signed head of size {n} ({origin}) does not verify: the head was altered"
+            ),
+        });
+    }
+    if n > report.records {
+        let from = report.records + 1;
+        let what = if report.defect.is_some() {
+            format!(
+                "records {from}..{n} acknowledged under signed head of size {n} ({origin}) are missing or damaged"
+            )
+        } else {
+            format!("records {from}..{n} acknowledged under signed head of size {n} ({origin}) are missing")
+        };
+        out.push(Defect { seq: from, what });
+        return out;
+    }
+    match report.roots.iter().find(|r| r.size == n) {
+        // Which record differs the root cannot tell: none is trusted.
+        Some(r) if r.root != head.root_hash => out.push(Defect {
+            seq: 1,
+            what: format!(
+                "the Merkle root of records 1..={n} is not the one signed in the head of size {n} ({origin}): records up to {n} were rewritten"
+            ),
+        }),
+        Some(r) if r.at != head.at => out.push(Defect {
+            seq: n,
+            what: format!(
+                "record {n} is at {} but the signed head of size {n} ({origin}) says {}",
+                r.at, head.at
+            ),
+        }),
+        Some(_) => {}
+        None => out.push(Defect {
+            seq: n,
+            what: format!("the Merkle root at size {n} was not computed (a caller bug)"),
+        }),
+    }
+    out
 }

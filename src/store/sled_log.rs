@@ -99,6 +99,16 @@ pub struct SledLog<E> {
     last_snapshot_seq: u64,
     /// Set while an append is in flight; stays set if it failed.
     poisoned: bool,
+    /// The store's record of itself (boxed: rarely touched).
+    files: Box<StoreFiles>,
+    _event: PhantomData<fn() -> E>,
+    /// The private copy an audit reads (removed when the log is dropped;
+    /// declared last so sled is closed first).
+    _copy: Option<Box<PrivateCopy>>,
+}
+
+/// What a [`SledLog`] knows of its settings and head file.
+struct StoreFiles {
     /// Tree `meta`: the store's settings as recorded inside sled.
     meta: sled::Tree,
     /// The settings file as read at open (`None`: none, an audit of a
@@ -107,10 +117,6 @@ pub struct SledLog<E> {
     /// The store is known to keep a signed head file (see
     /// [`StoreSettings::signed_heads_since`]).
     heads_marked: AtomicBool,
-    _event: PhantomData<fn() -> E>,
-    /// The private copy an audit reads (removed when the log is dropped;
-    /// declared last so sled is closed first).
-    _copy: Option<PrivateCopy>,
 }
 
 pub(crate) fn seq_key(seq: u64) -> [u8; 8] {
@@ -214,15 +220,19 @@ impl<E> SledLog<E> {
         let s = Self::from_db(db, dir, opts, Some(settings))?;
         // The same settings inside sled (durable with the next append): a
         // deleted settings file is then noticed by `verify`.
-        if s.meta.get(META_SETTINGS)?.is_none() {
-            s.meta.insert(META_SETTINGS, s.settings_json()?)?;
+        if s.files.meta.get(META_SETTINGS)?.is_none() {
+            s.files.meta.insert(META_SETTINGS, s.settings_json()?)?;
         }
         Ok(s)
     }
 
     fn settings_json(&self) -> Result<Vec<u8>, StoreError> {
-        let mut st = self.settings.clone().unwrap_or_else(StoreSettings::current);
-        if self.heads_marked.load(Ordering::Relaxed) {
+        let mut st = self
+            .files
+            .settings
+            .clone()
+            .unwrap_or_else(StoreSettings::current);
+        if self.files.heads_marked.load(Ordering::Relaxed) {
             st.signed_heads_since = st.signed_heads_since.or(Some(0));
         }
         serde_json::to_vec(&st).map_err(|e| StoreError::Settings(e.to_string()))
@@ -268,9 +278,11 @@ impl<E> SledLog<E> {
             opts,
             last_snapshot_seq,
             poisoned: false,
-            meta,
-            settings,
-            heads_marked,
+            files: Box::new(StoreFiles {
+                meta,
+                settings,
+                heads_marked,
+            }),
             _event: PhantomData,
             _copy: None,
         })
@@ -283,22 +295,27 @@ impl<E> SledLog<E> {
         &self,
     ) -> Result<(Option<StoreSettings>, Option<StoreSettings>), StoreError> {
         let in_sled = self
+            .files
             .meta
             .get(META_SETTINGS)?
             .and_then(|v| serde_json::from_slice::<StoreSettings>(&v).ok());
-        Ok((self.settings.clone(), in_sled))
+        Ok((self.files.settings.clone(), in_sled))
     }
 
     /// Records, once, that this store keeps a signed head file from now on
     /// (its first head had `tree_size`): in the settings file (durable now)
     /// and in sled's `meta` (durable with the next append).
     fn mark_signed_heads(&self, tree_size: u64) -> Result<(), StoreError> {
-        let mut st = self.settings.clone().unwrap_or_else(StoreSettings::current);
+        let mut st = self
+            .files
+            .settings
+            .clone()
+            .unwrap_or_else(StoreSettings::current);
         st.signed_heads_since = Some(tree_size);
         datadir::write_settings_with(&self.dir, &st, self.opts.fdatasync)?;
         let json = serde_json::to_vec(&st).map_err(|e| StoreError::Settings(e.to_string()))?;
-        self.meta.insert(META_SETTINGS, json)?;
-        self.heads_marked.store(true, Ordering::Relaxed);
+        self.files.meta.insert(META_SETTINGS, json)?;
+        self.files.heads_marked.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -468,7 +485,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         let check = datadir::check_settings(copy.path())?;
         let db = open_db_waiting_for_lock(copy.path())?;
         let mut s = Self::from_db(db, copy.path(), opts, check.recorded)?;
-        s._copy = Some(copy);
+        s._copy = Some(Box::new(copy));
         if let Some(v) = s.log.get(HEAD_KEY)? {
             if let Some((seq, at, hash)) = decode_head(&v) {
                 s.head = Head { seq, hash, at };
@@ -865,7 +882,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     fn save_signed_head(&self, head: &SignedTreeHead, durable: bool) -> Result<(), StoreError> {
         // The first head file is made durable before the store records that
         // it keeps one: a marker without its file would be a false alarm.
-        let first = !self.heads_marked.load(Ordering::Relaxed);
+        let first = !self.files.heads_marked.load(Ordering::Relaxed);
         head.write_file(
             &self.dir.join(HEAD_FILE),
             (durable || first) && self.opts.fdatasync,

@@ -34,6 +34,78 @@ pub struct BenchLoadArgs {
     /// Version of the price list the bench publishes if none exists.
     #[arg(long, default_value_t = 1)]
     pub price_version: u32,
+    /// Meanwhile reload this console URL in a loop (one request at a time,
+    /// with the client's --token as bearer), e.g. http://127.0.0.1:8080/accounts.
+    #[arg(long, value_name = "URL")]
+    pub console: Option<String>,
+    /// Meanwhile scrape this metrics URL every second, e.g.
+    /// http://127.0.0.1:9464/metrics.
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<String>,
+}
+
+/// `http://host:port/path` → (`host:port`, `/path`).
+fn split_url(url: &str) -> anyhow::Result<(String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url:?}: only http:// URLs"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    Ok((host.to_owned(), path.to_owned()))
+}
+
+/// One HTTP/1.1 GET (a new connection each time, as a reload may be);
+/// returns the status code.
+async fn http_get(host: &str, path: &str, bearer: Option<&str>) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(host).await?;
+    let auth = bearer.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .await?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await?;
+    let head = String::from_utf8_lossy(&buf[..buf.len().min(64)]).to_string();
+    head.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .with_context(|| format!("GET {path}: not an HTTP answer"))
+}
+
+/// What a side load (console reloads, scrapes) did.
+#[derive(Debug, Default)]
+struct SideTally {
+    ok: u64,
+    failed: u64,
+    us: Vec<u32>,
+}
+
+/// Repeats GETs of `url` until `deadline`, every `period` (or back to back).
+async fn side_load(
+    url: String,
+    bearer: Option<String>,
+    period: Option<Duration>,
+    deadline: Instant,
+) -> anyhow::Result<SideTally> {
+    let (host, path) = split_url(&url)?;
+    let mut t = SideTally::default();
+    while Instant::now() < deadline {
+        let start = Instant::now();
+        match http_get(&host, &path, bearer.as_deref()).await {
+            Ok(200) => t.ok += 1,
+            _ => t.failed += 1,
+        }
+        t.us.push(u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX));
+        if let Some(p) = period {
+            tokio::time::sleep(p.saturating_sub(start.elapsed())).await;
+        }
+    }
+    t.us.sort_unstable();
+    Ok(t)
 }
 
 /// What one client measured.
@@ -190,6 +262,15 @@ pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs as u64);
+    let bearer = opts.token.clone();
+    let console = a
+        .console
+        .clone()
+        .map(|u| tokio::spawn(side_load(u, bearer.clone(), None, deadline)));
+    let scrapes = a
+        .metrics
+        .clone()
+        .map(|u| tokio::spawn(side_load(u, None, Some(Duration::from_secs(1)), deadline)));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -225,6 +306,19 @@ pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
     line("durable acked commands", &all.write_us);
     line("reads", &all.read_us);
     println!("  errors: {}", all.errors);
+    for (label, side) in [("console reloads", console), ("metrics scrapes", scrapes)] {
+        if let Some(task) = side {
+            let t = task.await.context("side load panicked")??;
+            println!(
+                "  {label}: {} ok ({:.1}/s), {} failed, p50 {:.2} ms, p99 {:.2} ms",
+                t.ok,
+                t.ok as f64 / elapsed,
+                t.failed,
+                pct(&t.us, 0.50),
+                pct(&t.us, 0.99)
+            );
+        }
+    }
     if let Some(e) = all.first_error {
         println!("  first error: {e}");
     }

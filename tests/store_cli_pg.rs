@@ -39,7 +39,7 @@ fn db_init_and_migrate() {
     let url = pg::shared_db();
     let out = ok(&["db", "init", "--store", &url]);
     assert!(
-        out.contains("created the ledger schema (version 1)"),
+        out.contains("created the ledger schema (version 2)"),
         "{out}"
     );
     assert!(

@@ -13,8 +13,10 @@ use super::{parse_duration_s, parse_instant};
 use crate::api::auth::Tokens;
 use crate::api::server::{effective_listen_addr, serve, ServerOptions};
 use crate::domain::{ComplianceRule, Policy};
-use crate::engine::{Clock, Engine, EngineConfig, ManualClock, SystemClock, DEFAULT_GROUP_MAX};
-use crate::store::StoreLocation;
+use crate::engine::{
+    Clock, ClusterOptions, Engine, EngineConfig, ManualClock, SystemClock, DEFAULT_GROUP_MAX,
+};
+use crate::store::{pg_lease, StoreLocation};
 
 /// Options of `serve`.
 #[derive(Debug, Clone, Args)]
@@ -86,6 +88,16 @@ pub struct ServeArgs {
     /// object per line, for log shippers).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// With --store postgres://…: the writer lease (several nodes share the
+    /// database; one holds the lease and writes, the others are standbys).
+    /// A standby takes over this long after the writer stopped renewing.
+    #[arg(long, default_value = "5s", value_parser = super::parse_wait)]
+    pub lease: std::time::Duration,
+    /// With --store postgres://…: where clients reach this node, named by
+    /// standbys when they refuse a write (default: http(s):// and the
+    /// address it listens on).
+    #[arg(long, value_name = "URL")]
+    pub advertise: Option<String>,
 }
 
 /// The log formats of `serve --log-format`.
@@ -209,12 +221,33 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         store = %store.describe(), group_commit = !a.no_group_commit, clock = %a.clock,
         "starting isc-ledger"
     );
-    let engine = Engine::start(&store, config, clock)
-        .with_context(|| format!("cannot open the ledger in {}", store.describe()))?;
     let addr = effective_listen_addr(a.listen, &tokens);
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let mut config = config;
+    if matches!(store, StoreLocation::Postgres(_)) {
+        if !(pg_lease::MIN_LEASE..=pg_lease::MAX_LEASE).contains(&a.lease) {
+            bail!(
+                "--lease {:?}: expected between {:?} and {:?}",
+                a.lease,
+                pg_lease::MIN_LEASE,
+                pg_lease::MAX_LEASE
+            );
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let advertise = a
+            .advertise
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{}", listener.local_addr().unwrap_or(addr)));
+        tracing::info!(%advertise, lease_ms = a.lease.as_millis() as u64, "joining the writer lease");
+        config.cluster = Some(ClusterOptions {
+            advertise,
+            lease: a.lease,
+        });
+    }
+    let engine = Engine::start(&store, config, clock)
+        .with_context(|| format!("cannot open the ledger in {}", store.describe()))?;
     // Tests and scripts read this line to find an ephemeral port.
     println!("listening on {}", listener.local_addr()?);
     // One signal stops every listener: gRPC drains and stops the engine,

@@ -28,10 +28,14 @@
 
 pub mod accounts;
 pub mod clock;
+mod cluster;
 pub mod metrics;
 mod writer;
 
+pub use cluster::ClusterOptions;
+
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -112,6 +116,9 @@ pub struct EngineConfig {
     pub group_linger: std::time::Duration,
     /// Longest wait of a read for a `min_seq` not applied yet.
     pub min_seq_wait: std::time::Duration,
+    /// Several nodes share the (PostgreSQL) log: take part in the writer
+    /// lease. `None`: this node is the only writer.
+    pub cluster: Option<ClusterOptions>,
 }
 
 impl Default for EngineConfig {
@@ -123,6 +130,7 @@ impl Default for EngineConfig {
             watch_buffer: DEFAULT_WATCH_BUFFER,
             group_linger: DEFAULT_GROUP_LINGER,
             min_seq_wait: DEFAULT_MIN_SEQ_WAIT,
+            cluster: None,
         }
     }
 }
@@ -228,6 +236,8 @@ pub struct Engine {
     tx: mpsc::Sender<Request>,
     shared: Arc<Shared>,
     writer: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+    /// The lease keeper of a node sharing the log (stopped after the writer).
+    keeper: Arc<std::sync::Mutex<Option<cluster::KeeperThread>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -250,7 +260,18 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
         let started = std::time::Instant::now();
-        let (log, ledger) = open_ledger_with(
+        let store = store.into();
+        // Several nodes share a PostgreSQL log only.
+        let db = match (&config.cluster, &store) {
+            (None, _) => None,
+            (Some(_), StoreLocation::Postgres(url)) => Some(crate::store::pg_conn::parse(url)?),
+            (Some(_), StoreLocation::Dir(_)) => {
+                return Err(StartError::Store(StoreError::Postgres(
+                    "several nodes need a PostgreSQL store (--store postgres://…)".into(),
+                )))
+            }
+        };
+        let (mut log, ledger) = open_ledger_with(
             store,
             config.policy.clone(),
             StoreOptions {
@@ -264,6 +285,9 @@ impl Engine {
             last_at = ledger.last_at(),
             "ledger loaded"
         );
+        if let Some(opts) = &config.cluster {
+            log.set_idle_transaction_timeout(opts.lease)?;
+        }
         let published_until = ledger.last_at().max(clock.now());
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (notices, _) = broadcast::channel(config.watch_buffer.max(1));
@@ -285,6 +309,13 @@ impl Engine {
             applied: watch::Sender::new(ledger.last_seq()),
             min_seq_wait: config.min_seq_wait,
         });
+        let (cluster, keeper) = match (&config.cluster, &db) {
+            (Some(opts), Some(db)) => {
+                let (c, k) = cluster::start(opts, db).map_err(StartError::Thread)?;
+                (Some(c), Some(k))
+            }
+            _ => (None, None),
+        };
         let w = writer::Writer::new(
             ledger,
             published_until,
@@ -292,6 +323,7 @@ impl Engine {
             rx,
             config.group_max,
             config.group_linger,
+            cluster,
         );
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
@@ -301,6 +333,7 @@ impl Engine {
             tx,
             shared,
             writer: Arc::new(std::sync::Mutex::new(Some(handle))),
+            keeper: Arc::new(std::sync::Mutex::new(keeper)),
         })
     }
 
@@ -353,6 +386,11 @@ impl Engine {
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+        // Then release the lease: a standby takes over without waiting.
+        let keeper = self.keeper.lock().ok().and_then(|mut k| k.take());
+        if let Some(mut k) = keeper {
+            let _ = tokio::task::spawn_blocking(move || k.stop()).await;
         }
     }
 

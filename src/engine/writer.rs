@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::cluster::{self, Cluster, InDoubt, Verdict};
 use super::{EngineError, Request, Shared};
 use crate::domain::{Decision, Event, Ledger, Notice, Receipt, Rejection};
 use crate::store::LogStore;
@@ -37,6 +38,8 @@ pub(crate) struct Writer {
     linger_max: Duration,
     /// Set after a storage failure: every later write is refused.
     failed: Option<String>,
+    /// Several nodes share the log: this node's role (None: the only node).
+    cluster: Option<Cluster>,
     // The group being built.
     events: Vec<(i64, Event)>,
     replies: Vec<(Reply, Result<Receipt, EngineError>)>,
@@ -51,6 +54,7 @@ impl Writer {
         rx: mpsc::Receiver<Request>,
         group_max: usize,
         linger_max: Duration,
+        cluster: Option<Cluster>,
     ) -> Self {
         Self {
             working,
@@ -60,6 +64,7 @@ impl Writer {
             group_max: group_max.max(1),
             linger_max,
             failed: None,
+            cluster,
             events: Vec::new(),
             replies: Vec::new(),
             notices: Vec::new(),
@@ -83,6 +88,9 @@ impl Writer {
             let manual = self.shared.clock.as_manual().is_some();
             let mut tick = tokio::time::interval(SYSTEM_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let clustered = self.cluster.is_some();
+            let mut cluster_tick = tokio::time::interval(cluster::TAIL_PERIOD);
+            cluster_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut batch = Vec::with_capacity(self.group_max);
             loop {
                 tokio::select! {
@@ -105,6 +113,9 @@ impl Writer {
                         let now = self.shared.clock.now();
                         self.publish_until(now);
                         self.commit();
+                    }
+                    _ = cluster_tick.tick(), if clustered => {
+                        self.cluster_step();
                     }
                 }
             }
@@ -161,8 +172,8 @@ impl Writer {
         for req in batch.drain(..) {
             match req {
                 Request::Command { cmd, reply } => {
-                    if let Some(why) = &self.failed {
-                        let _ = reply.send(Err(EngineError::Unavailable(why.clone())));
+                    if let Some(why) = self.refusal() {
+                        let _ = reply.send(Err(EngineError::Unavailable(why)));
                         continue;
                     }
                     let at = now.max(self.working.last_at());
@@ -238,23 +249,187 @@ impl Writer {
     /// Stops accepting writes after a storage failure and resets the working
     /// copy to the last durable state.
     fn fail(&mut self, why: String) {
+        self.reset_to_durable(&why);
+        self.failed = Some(why);
+    }
+
+    /// Why a command is refused before it is decided: a storage failure,
+    /// or this node is not the writer.
+    fn refusal(&self) -> Option<String> {
+        if let Some(why) = &self.failed {
+            return Some(why.clone());
+        }
+        match &self.cluster {
+            Some(c) if c.writing.is_none() => Some(c.refusal()),
+            _ => None,
+        }
+    }
+
+    /// Forgets everything decided since the last durable append: the
+    /// working copy becomes the shared (durable) state again and the
+    /// pending answers become UNAVAILABLE with `why`.
+    fn reset_to_durable(&mut self, why: &str) {
         if let Ok(live) = self.shared.live.read() {
             self.working = live.ledger.clone();
             self.published_until = live.published_until;
         }
         // Nothing decided since the last append may be acknowledged.
         for (_, r) in self.replies.iter_mut() {
-            *r = Err(EngineError::Unavailable(why.clone()));
+            *r = Err(EngineError::Unavailable(why.to_string()));
         }
-        self.failed = Some(why);
         self.events.clear();
         self.notices.clear();
+    }
+
+    /// Stops writing: pending commands are refused (none acknowledged)
+    /// and the node tails the log as a standby from its durable state.
+    fn step_down(&mut self, why: &str) {
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        let Some(epoch) = c.writing.take() else {
+            return;
+        };
+        tracing::warn!(epoch, "stepping down to standby: {why}");
+        if let Ok(mut log) = self.shared.log.write() {
+            let _ = log.set_fence(None); // removing a fence cannot fail
+        }
+        self.reset_to_durable(why);
+        let replies = std::mem::take(&mut self.replies);
+        for (reply, r) in replies {
+            let _ = reply.send(r);
+        }
+    }
+
+    /// The role's periodic step: a writer checks its lease; a standby
+    /// tails the log, settles an append in doubt, and takes over once the
+    /// lease is its own and it has read the log to its end.
+    fn cluster_step(&mut self) {
+        let Some(c) = &self.cluster else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        if c.writing.is_some() {
+            if let Err(why) = c.may_append() {
+                self.step_down(&why);
+            }
+            return;
+        }
+        if now < c.retry_at {
+            return;
+        }
+        let caught_up = loop {
+            match self.tail() {
+                Ok(true) => break true,
+                Ok(false) if now.elapsed() < cluster::TAIL_BUDGET => continue,
+                Ok(false) => break false,
+                Err(why) => {
+                    tracing::warn!("standby: cannot read the log (retrying): {why}");
+                    if let Some(c) = &mut self.cluster {
+                        c.retry_at = std::time::Instant::now() + c.backoff;
+                        c.backoff = (c.backoff * 2).min(cluster::RETRY_MAX);
+                    }
+                    return;
+                }
+            }
+        };
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        c.backoff = cluster::RETRY_MIN;
+        if !caught_up {
+            return;
+        }
+        // Caught up: the records of a group in doubt are not in the log
+        // (yet). Past its bound, tell its clients the outcome is unknown.
+        if c.in_doubt.as_ref().is_some_and(|d| now >= d.until) {
+            if let Some(d) = c.in_doubt.take() {
+                d.answer(
+                    false,
+                    "the database connection failed during the append and its records are \
+                     not in the log so far: outcome unknown, retry (top-ups are idempotent)",
+                );
+            }
+        }
+        if c.in_doubt.is_some() {
+            return;
+        }
+        let role = c.role.borrow().clone();
+        if let Some(epoch) = role.writable(now) {
+            if epoch > c.fenced {
+                let fenced = match self.shared.log.write() {
+                    Ok(mut log) => log.set_fence(Some(epoch)).map_err(|e| e.to_string()),
+                    Err(_) => Err("log lock poisoned".to_string()),
+                };
+                if let Err(why) = fenced {
+                    tracing::warn!("cannot take over yet (retrying): {why}");
+                    c.retry_at = now + c.backoff;
+                    c.backoff = (c.backoff * 2).min(cluster::RETRY_MAX);
+                    return;
+                }
+                c.writing = Some(epoch);
+                tracing::info!(
+                    epoch,
+                    last_seq = self.working.last_seq(),
+                    "caught up with the log: writing as the lease holder"
+                );
+            }
+        }
+    }
+
+    /// Reads the records after this node's head and applies them (working
+    /// copy and shared state, notices published); true once at the end.
+    fn tail(&mut self) -> Result<bool, String> {
+        let records = match self.shared.log.write() {
+            Ok(mut log) => log.catch_up(cluster::TAIL_MAX).map_err(|e| e.to_string())?,
+            Err(_) => return Err("log lock poisoned".into()),
+        };
+        let n = records.len();
+        let mut events = Vec::with_capacity(n);
+        for r in records {
+            let expected = self.working.last_seq() + 1;
+            if r.seq != expected {
+                return Err(format!("tail: got seq {} where {expected} was due", r.seq));
+            }
+            self.publish_until(r.at);
+            let applied = self.working.apply(r.seq, &r.event).map_err(|e| {
+                let why = format!("record {} does not apply: {}", r.seq, e.0);
+                self.fail(why.clone());
+                why
+            })?;
+            self.notices.extend(applied.notices);
+            if let Some(d) = self.cluster.as_mut().and_then(|c| c.in_doubt.as_mut()) {
+                d.check(r.seq, &r.event);
+            }
+            events.push((r.at, r.event));
+        }
+        let notices = std::mem::take(&mut self.notices);
+        self.publish_durable(&events, notices, false);
+        let last = self.working.last_seq();
+        if let Some(c) = &mut self.cluster {
+            if c.in_doubt.as_ref().is_some_and(|d| last >= d.last_seq()) {
+                if let Some(d) = c.in_doubt.take() {
+                    let found = !d.mismatch;
+                    d.answer(
+                        found,
+                        "not recorded: the append failed and another writer's records took its seqs",
+                    );
+                }
+            }
+        }
+        Ok(n < cluster::TAIL_MAX)
     }
 
     /// One durable append for the group, then publish and answer.
     fn commit(&mut self) {
         if self.events.is_empty() && self.replies.is_empty() && self.notices.is_empty() {
             return;
+        }
+        if !self.events.is_empty() {
+            if let Some(Err(why)) = self.cluster.as_ref().map(|c| c.may_append()) {
+                self.step_down(&why);
+                return;
+            }
         }
         let events = std::mem::take(&mut self.events);
         let mut replies = std::mem::take(&mut self.replies);
@@ -263,10 +438,14 @@ impl Writer {
         if !events.is_empty() {
             let first_seq = self.working.last_seq() + 1 - events.len() as u64;
             let started = std::time::Instant::now();
+            let mut verdict = Verdict::Unknown;
             let appended = match self.shared.log.write() {
                 Ok(mut log) => log
                     .append(&events)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| {
+                        verdict = Verdict::of(&e);
+                        e.to_string()
+                    })
                     .and_then(|seqs| {
                         let expected =
                             (first_seq..first_seq + events.len() as u64).collect::<Vec<_>>();
@@ -293,31 +472,19 @@ impl Writer {
                 m.append_seconds.observe(took.as_secs_f64());
             }
             if let Err(why) = appended {
+                if self.cluster.is_some() {
+                    self.append_failed_in_cluster(first_seq, events, replies, verdict, &why);
+                    return;
+                }
                 tracing::error!("durable append failed, refusing writes from now on: {why}");
                 self.fail(format!("storage failure, nothing recorded: {why}"));
                 durable = false;
             }
         }
         if durable {
-            match self.shared.live.write() {
-                Ok(mut live) => {
-                    let first_seq = live.ledger.last_seq() + 1;
-                    for (i, (_, ev)) in events.iter().enumerate() {
-                        if let Err(e) = live.apply_durable(first_seq + i as u64, ev) {
-                            tracing::error!("shared state refused a durable event: {}", e.0);
-                        }
-                    }
-                    live.published(self.published_until);
-                    for n in notices {
-                        self.shared.metrics.notice(n.kind);
-                        // No receiver is fine; a slow one lags, never blocks us.
-                        let _ = self.shared.notices.send(n);
-                    }
-                    self.shared.applied.send_replace(live.ledger.last_seq());
-                }
-                Err(_) => tracing::error!("shared state lock poisoned"),
-            }
-            self.maybe_snapshot();
+            // Only the writer snapshots (a standby's tick publishes notices).
+            let writer = self.cluster.as_ref().is_none_or(|c| c.writing.is_some());
+            self.publish_durable(&events, notices, writer);
         } else {
             let why = self.failed.clone().unwrap_or_default();
             for (_, r) in replies.iter_mut() {
@@ -326,6 +493,72 @@ impl Writer {
         }
         for (reply, r) in replies {
             let _ = reply.send(r);
+        }
+    }
+
+    /// A failed append of a node sharing the log: fenced (another writer
+    /// holds the lease or the seqs) means nothing was recorded; anything
+    /// else (a lost connection, a failover) leaves the outcome unknown, so
+    /// the answers wait until the tail shows whether the records are there.
+    /// Either way the node steps down and tails.
+    fn append_failed_in_cluster(
+        &mut self,
+        first_seq: u64,
+        events: Vec<(i64, Event)>,
+        replies: Vec<(Reply, Result<Receipt, EngineError>)>,
+        verdict: Verdict,
+        why: &str,
+    ) {
+        let Some(c) = &mut self.cluster else {
+            return;
+        };
+        if let Verdict::NotRecorded { epoch_moved } = verdict {
+            if let (true, Some(e)) = (epoch_moved, c.writing) {
+                c.fenced = c.fenced.max(e);
+            }
+            let msg = format!("this node is not the writer any more; nothing was recorded ({why})");
+            self.replies = replies;
+            self.step_down(&msg);
+            return;
+        }
+        tracing::warn!(
+            first_seq,
+            "append outcome unknown, reading the log back: {why}"
+        );
+        c.in_doubt = Some(InDoubt {
+            first_seq,
+            events,
+            replies,
+            until: std::time::Instant::now() + c.lease,
+            mismatch: false,
+        });
+        self.step_down(&format!("the append failed: {why}"));
+    }
+
+    /// Applies durable records to the shared state under its write lock,
+    /// broadcasts `notices` there and publishes the applied seq; the writer
+    /// then snapshots when due.
+    fn publish_durable(&mut self, events: &[(i64, Event)], notices: Vec<Notice>, writer: bool) {
+        match self.shared.live.write() {
+            Ok(mut live) => {
+                let first_seq = live.ledger.last_seq() + 1;
+                for (i, (_, ev)) in events.iter().enumerate() {
+                    if let Err(e) = live.apply_durable(first_seq + i as u64, ev) {
+                        tracing::error!("shared state refused a durable event: {}", e.0);
+                    }
+                }
+                live.published(self.published_until);
+                for n in notices {
+                    self.shared.metrics.notice(n.kind);
+                    // No receiver is fine; a slow one lags, never blocks us.
+                    let _ = self.shared.notices.send(n);
+                }
+                self.shared.applied.send_replace(live.ledger.last_seq());
+            }
+            Err(_) => tracing::error!("shared state lock poisoned"),
+        }
+        if writer {
+            self.maybe_snapshot();
         }
     }
 

@@ -133,6 +133,37 @@ impl EventLog {
         }
     }
 
+    /// Several nodes (PostgreSQL only): the records after the head that
+    /// another node committed, up to `max` (see [`PgLog::catch_up`]).
+    pub fn catch_up(&mut self, max: usize) -> Result<Vec<StoredRecord<Event>>, StoreError> {
+        match self {
+            EventLog::Postgres(p) => p.catch_up(max),
+            EventLog::Sled(_) => Err(StoreError::Postgres(
+                "only a PostgreSQL log is shared by several nodes".into(),
+            )),
+        }
+    }
+
+    /// Several nodes: the writer lease epoch every later append checks
+    /// (`pg_lease::FENCE_SQL`; no effect on sled, which one process owns).
+    pub fn set_fence(&mut self, epoch: Option<u64>) -> Result<(), StoreError> {
+        match self {
+            EventLog::Postgres(p) => p.set_fence(epoch.map(|e| (super::pg_lease::FENCE_SQL, e))),
+            EventLog::Sled(_) => Ok(()),
+        }
+    }
+
+    /// Several nodes: see [`PgLog::set_idle_transaction_timeout`].
+    pub fn set_idle_transaction_timeout(
+        &mut self,
+        d: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            EventLog::Postgres(p) => p.set_idle_transaction_timeout(d),
+            EventLog::Sled(_) => Ok(()),
+        }
+    }
+
     /// The PostgreSQL store, mutably.
     pub fn as_postgres_mut(&mut self) -> Option<&mut PgLog<Event>> {
         match self {

@@ -282,6 +282,13 @@ pub enum StoreError {
         /// The epoch this node held.
         epoch: u64,
     },
+    /// The append was refused because records already hold its seqs (a
+    /// concurrent or late-committing append): nothing of it was recorded.
+    #[error("the log already holds records after seq {after}")]
+    SeqTaken {
+        /// The head the refused append extended.
+        after: u64,
+    },
 }
 
 /// A backend for the log. sled is the embedded default ([`SledLog`]); a

@@ -229,6 +229,39 @@ pub trait Connect: Send + Sync + 'static {
     >;
 }
 
+/// Connects with a parsed connection string (`store::pg_conn::parse`);
+/// its own statements are bounded by `statement_timeout` (see
+/// [`keeper_config`]).
+impl Connect for tokio_postgres::Config {
+    fn connect(
+        &self,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Client, tokio_postgres::Error>> + Send + '_>,
+    > {
+        Box::pin(async move {
+            let (c, conn) = tokio_postgres::Config::connect(self, tokio_postgres::NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("lease connection ended: {e}");
+                }
+            });
+            Ok(c)
+        })
+    }
+}
+
+/// The keeper's connection settings: the log's, with every statement
+/// bounded by the lease (a takeover waiting on a frozen writer's fence
+/// lock gives up and looks again instead of hanging).
+pub fn keeper_config(base: &tokio_postgres::Config, lease: Duration) -> tokio_postgres::Config {
+    let mut cfg = base.clone();
+    let mut options = base.get_options().unwrap_or("").to_string();
+    options.push_str(&format!(" -c statement_timeout={}", ms(lease)));
+    cfg.options(options.trim_start());
+    cfg.application_name("isc-ledger lease");
+    cfg
+}
+
 /// Keeps a node's [`Role`] in step with the lease row: as a standby, looks
 /// at the row every [`LeaseConfig::period`] and takes the lease when it
 /// expired (only while `may_acquire` says the node is ready); as the
@@ -417,16 +450,10 @@ impl LeaseKeeper {
     }
 
     /// Runs until `stop` resolves, then releases the lease.
-    /// `ready` says whether the node may take the lease now.
-    pub async fn run(
-        mut self,
-        ready: watch::Receiver<bool>,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
+    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         loop {
-            let may = *ready.borrow();
-            let wait = self.step(may).await;
+            let wait = self.step(true).await;
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tokio::time::sleep(wait) => {}

@@ -189,6 +189,12 @@ pub struct PgLog<E> {
     last_snapshot_seq: u64,
     /// The writer lease's fence: the prepared check and the epoch held.
     fence: Option<(Statement, i64)>,
+    /// Several nodes: the fence's SQL (prepared again after a reconnect),
+    /// how to connect again after a lost connection, and the session bound
+    /// of a transaction left idle (a frozen writer must not hold the fence).
+    fence_sql: Option<String>,
+    cfg: Config,
+    idle_tx_timeout_ms: Option<i64>,
     _event: PhantomData<fn() -> E>,
 }
 
@@ -630,6 +636,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         let cfg = pg_conn::parse(url)?;
         let described = pg_conn::describe(&cfg);
         let rt = PgRuntime::start()?;
+        let keep_cfg = cfg.clone();
         let (writer, write_stmts, reader, read_stmts, head, last_snap) = rt.run(async move {
             let writer = connect(&cfg, "writer").await?;
             pg_schema::ensure(&writer, schema == SchemaMode::Create).await?;
@@ -673,6 +680,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             opts,
             last_snapshot_seq: last_snap.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
             fence: None,
+            fence_sql: None,
+            cfg: keep_cfg,
+            idle_tx_timeout_ms: None,
             _event: PhantomData,
         })
     }
@@ -771,6 +781,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             at: last.at,
         };
         let old = self.head;
+        self.reconnect_if_closed()?;
         let client = self.writer.clone();
         let stmts = self.write_stmts.clone();
         let (fence, fence_epoch) = match &self.fence {
@@ -840,7 +851,13 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let commit = client.batch_execute("COMMIT");
             let (b, i, h, c) = futures::join!(begin, insert, set_head, commit);
             b.map_err(|e| pg_error("append: BEGIN", e))?;
-            let inserted = i.map_err(|e| pg_error("append: cannot insert the records", e))?;
+            let inserted = i.map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    StoreError::SeqTaken { after: old.seq }
+                } else {
+                    pg_error("append: cannot insert the records", e)
+                }
+            })?;
             let moved = h.map_err(|e| pg_error("append: cannot move the head", e))?;
             // An error above aborted the transaction: its COMMIT rolled back.
             c.map_err(|e| pg_error("append: COMMIT (outcome unknown)", e))?;
@@ -865,6 +882,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
     /// fails with [`StoreError::Fenced`] and nothing of it is acknowledged.
     /// `None` removes the fence (a single node without a lease).
     pub fn set_fence(&mut self, fence: Option<(&str, u64)>) -> Result<(), StoreError> {
+        self.fence_sql = fence.map(|(sql, _)| sql.to_owned());
         self.fence = match fence {
             None => None,
             Some((sql, epoch)) => {
@@ -885,6 +903,116 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         Ok(())
     }
 
+    /// Several nodes: a transaction left idle this long (its writer frozen
+    /// between its fence and its COMMIT) is ended by the server, so it
+    /// cannot hold the fence lock and block a takeover. Applied now and to
+    /// every later connection.
+    pub fn set_idle_transaction_timeout(
+        &mut self,
+        d: std::time::Duration,
+    ) -> Result<(), StoreError> {
+        self.idle_tx_timeout_ms = Some(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let client = self.writer.clone();
+        let ms = self.idle_tx_timeout_ms;
+        self.rt
+            .run(async move { set_idle_timeout(&client, ms).await })
+    }
+
+    /// Connects again (writer and reader, statements and the fence
+    /// prepared anew) when either connection was lost; a multi-host URL
+    /// with `target_session_attrs=read-write` then finds the promoted
+    /// server. The caller's retry loop is the backoff.
+    fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
+        if !self.writer.is_closed() && !self.reader.is_closed() {
+            return Ok(());
+        }
+        let cfg = self.cfg.clone();
+        let ms = self.idle_tx_timeout_ms;
+        let fence_sql = self.fence_sql.clone();
+        let (writer, write_stmts, reader, read_stmts, fence_stmt) = self.rt.run(async move {
+            let writer = connect(&cfg, "writer").await?;
+            set_idle_timeout(&writer, ms).await?;
+            let reader = connect(&cfg, "reader").await?;
+            let prep = |e| pg_error("cannot prepare statements", e);
+            let write_stmts = WriteStatements {
+                insert: writer.prepare(SQL_INSERT).await.map_err(prep)?,
+                set_head: writer.prepare(SQL_SET_HEAD).await.map_err(prep)?,
+            };
+            let read_stmts = ReadStatements {
+                range: reader.prepare(SQL_RANGE).await.map_err(prep)?,
+                account: reader.prepare(SQL_ACCOUNT).await.map_err(prep)?,
+            };
+            let fence_stmt = match fence_sql {
+                Some(sql) => Some(writer.prepare(&sql).await.map_err(prep)?),
+                None => None,
+            };
+            Ok((
+                Arc::new(writer),
+                Arc::new(write_stmts),
+                Arc::new(reader),
+                Arc::new(read_stmts),
+                fence_stmt,
+            ))
+        })?;
+        tracing::info!(db = %self.described, "reconnected to PostgreSQL");
+        self.writer = writer;
+        self.write_stmts = write_stmts;
+        self.reader = reader;
+        self.read_stmts = read_stmts;
+        if let (Some(stmt), Some((_, epoch))) = (fence_stmt, self.fence.take()) {
+            self.fence = Some((stmt, epoch));
+        }
+        Ok(())
+    }
+
+    /// Several nodes: the records after this log's head, up to `max`, as
+    /// committed by whichever node writes (a standby's tail). Read by seq,
+    /// checked as read (density, chain from the head, every hash); the head
+    /// moves past them.
+    pub fn catch_up(&mut self, max: usize) -> Result<Vec<StoredRecord<E>>, StoreError>
+    where
+        E: DeserializeOwned + Indexed,
+    {
+        self.reconnect_if_closed()?;
+        let from = self.head.seq + 1;
+        let to = from.saturating_add(max.max(1) as u64 - 1);
+        let client = self.reader.clone();
+        let stmts = self.read_stmts.clone();
+        let rows = self.rt.run(async move {
+            let (l, h) = (seq_param(from)?, seq_param(to)?);
+            let rows = client
+                .query(&stmts.range, &[&l, &h])
+                .await
+                .map_err(|e| pg_error("cannot read records", e))?;
+            rows.iter().map(row_record).collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut check = ChainCheck {
+            next: from,
+            prev: Some(self.head.hash),
+            hashes: true,
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            check.check(&r)?;
+            let event = decode(&r)?;
+            out.push(StoredRecord {
+                seq: r.seq,
+                at: r.at,
+                prev_hash: r.prev_hash,
+                hash: r.hash,
+                event,
+            });
+        }
+        if let Some(last) = out.last() {
+            self.head = Head {
+                seq: last.seq,
+                hash: last.hash,
+                at: last.at,
+            };
+        }
+        Ok(out)
+    }
+
     /// Re-reads the head from the database (after a failed append whose
     /// outcome is unknown, or to follow another writer).
     pub fn refresh_head(&mut self) -> Result<Head, StoreError> {
@@ -893,6 +1021,22 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         self.head = head;
         Ok(head)
     }
+}
+
+/// Sets `idle_in_transaction_session_timeout` on a session (bound
+/// parameter; `None`: the server's default).
+async fn set_idle_timeout(client: &Client, ms: Option<i64>) -> Result<(), StoreError> {
+    let Some(ms) = ms else {
+        return Ok(());
+    };
+    client
+        .execute(
+            "SELECT set_config('idle_in_transaction_session_timeout', $1, false)",
+            &[&ms.to_string()],
+        )
+        .await
+        .map_err(|e| pg_error("cannot set the idle transaction timeout", e))?;
+    Ok(())
 }
 
 fn check_tail_against_head(head: &Head, last: Option<&RawRecord>) -> Result<(), StoreError> {

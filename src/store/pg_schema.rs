@@ -16,13 +16,17 @@
 //! - `isc_snapshots`: folded-state snapshots keyed by the seq they cover
 //!   (`codec::encode_snapshot` bytes).
 //! - `isc_signed_head`: one row, the newest signed tree head (JSON text).
+//!
+//! Version 2:
+//! - `isc_writer_lease`: one row, the writer lease and its fencing epoch
+//!   (see `store::pg_lease`).
 
 use tokio_postgres::Client;
 
 use super::StoreError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i32 = 1;
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// Migration `i` moves version `i` to `i + 1` (index 0 creates version 1).
 const MIGRATIONS: &[&str] = &[
@@ -55,6 +59,8 @@ const MIGRATIONS: &[&str] = &[
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
         body text NOT NULL
     );",
+    // -> 2: the writer lease of several nodes (`store::pg_lease`).
+    super::pg_lease::SCHEMA_SQL,
 ];
 
 fn pg(what: &str, e: tokio_postgres::Error) -> StoreError {

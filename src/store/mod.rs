@@ -284,7 +284,7 @@ pub enum StoreError {
     },
     /// The append was refused because records already hold its seqs (a
     /// concurrent or late-committing append): nothing of it was recorded.
-    #[error("the log already holds records after seq {after}")]
+    #[error("append refused: the log already holds records after seq {after} (another writer)")]
     SeqTaken {
         /// The head the refused append extended.
         after: u64,

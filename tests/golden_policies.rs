@@ -144,3 +144,64 @@ fn golden_statement_with_fee_and_plan_lines() {
         insta::assert_snapshot!("statement_fees_and_plans_csv", statement_csv(&st));
     });
 }
+
+/// The same scenario in a real log: the offline tools (`verify`, `replay
+/// --json`, `statement`, `export`) see the devices, the plan and the fee.
+#[test]
+fn the_offline_tools_see_devices_and_maintenance() {
+    use isc_ledger::cli::audit::{self, DataArg, ExportArgs, Format, ReplayArgs, StatementArgs};
+    use isc_ledger::store::ledger::{commit, open_ledger_with};
+    use isc_ledger::store::StoreOptions;
+    let sim = scenario();
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let (mut log, mut ledger) = open_ledger_with(
+            tmp.path(),
+            Policy::default(),
+            StoreOptions::without_snapshots(false),
+        )
+        .unwrap();
+        commit(&mut log, &mut ledger, sim.log.clone()).unwrap();
+        assert_eq!(ledger, sim.ledger);
+    }
+    let data = || DataArg {
+        data: tmp.path().to_path_buf(),
+    };
+    let t = T0 + 30 * DAY;
+    let mut out = Vec::new();
+    audit::replay(
+        &ReplayArgs {
+            data: data(),
+            at: Some(t),
+            json: true,
+        },
+        &mut out,
+    )
+    .unwrap();
+    let views: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let acme = &views[0];
+    assert_eq!(acme["devices"].as_array().map(Vec::len), Some(2));
+    assert_eq!(acme["devices"][1]["support"], "BestEffort");
+    assert_eq!(acme["devices"][1]["fee"], "15");
+    assert_eq!(acme["maintenance"][0]["pbx_id"], "allworx-1");
+    assert_eq!(acme["maintenance"][0]["firmware_minor"], 2);
+    let live = statement(&sim.ledger, &sim.log, "acme", 0, t).unwrap();
+    assert_eq!(acme["balance"], live.closing_balance.to_string());
+    let mut out = Vec::new();
+    audit::statement_cmd(
+        &StatementArgs {
+            data: data(),
+            account: "acme".into(),
+            from: 0,
+            to: t,
+            format: Format::Csv,
+        },
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8(out).unwrap(), statement_csv(&live));
+    let mut out = Vec::new();
+    audit::export(&ExportArgs { data: data() }, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains("PlanBought") && text.contains("DeviceRegistered"));
+}

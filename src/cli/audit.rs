@@ -366,6 +366,41 @@ fn now_unix_s() -> i64 {
 }
 
 /// `isc-ledger replay`: every account's view at `--at` (default now).
+/// The JSON views, each with its account's devices (spec §14) and
+/// purchased PBXs' maintenance (spec §15) when it has any. These come from
+/// the folded state, so only for an instant at or after the last record:
+/// an earlier `--at` shows the balances only.
+fn with_policies(
+    ledger: &crate::domain::Ledger,
+    views: Vec<AccountView>,
+    t: i64,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let current = t >= ledger.last_at();
+    views
+        .into_iter()
+        .map(|v| {
+            let mut json = serde_json::to_value(&v)?;
+            if current {
+                let devices = ledger.list_devices(&v.account_id).unwrap_or_default();
+                if !devices.is_empty() {
+                    json["devices"] = serde_json::to_value(devices)?;
+                }
+                let owner = ledger.account_index_of(&v.account_id);
+                let pbxs: Vec<_> = ledger
+                    .maintenance()
+                    .pbxs()
+                    .filter(|p| Some(p.account) == owner)
+                    .filter_map(|p| ledger.maintenance_view(&p.pbx_id, t).ok())
+                    .collect();
+                if !pbxs.is_empty() {
+                    json["maintenance"] = serde_json::to_value(pbxs)?;
+                }
+            }
+            Ok(json)
+        })
+        .collect()
+}
+
 pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let log = open_audit(&args.data.location())?;
     let ledger = replay_all(&log)?;
@@ -384,6 +419,7 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
     }
     if args.json {
+        let views = with_policies(&ledger, views, t)?;
         serde_json::to_writer_pretty(&mut *out, &views)?;
         writeln!(out)?;
         return Ok(());

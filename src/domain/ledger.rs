@@ -147,6 +147,11 @@ impl Ledger {
         ids.sort_unstable();
         ids
     }
+    /// The index of an account (its place in opening order), as device and
+    /// PBX records name their account.
+    pub fn account_index_of(&self, account_id: &str) -> Option<u32> {
+        self.account_index.get(account_id)
+    }
     pub fn account_count(&self) -> usize {
         self.accounts.len()
     }

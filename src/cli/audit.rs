@@ -206,9 +206,17 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     let head_file = match log.load_signed_head() {
         Ok(h) => h,
         Err(e) => {
+            // Named in the audited directory, not in the private copy.
+            let what = match &log {
+                EventLog::Sled(s) => e.to_string().replace(
+                    &s.dir().display().to_string(),
+                    &args.data.data.display().to_string(),
+                ),
+                EventLog::Postgres(_) => e.to_string(),
+            };
             head_defects.push(Defect {
                 seq: 0,
-                what: format!("the store's signed head ({HEAD_FILE} on sled) is damaged: {e}"),
+                what: format!("the store's signed head is damaged: {what}"),
             });
             None
         }

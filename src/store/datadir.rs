@@ -344,6 +344,8 @@ pub struct PrivateCopy {
     tmp: tempfile::TempDir,
     /// Bytes copied.
     pub bytes: u64,
+    /// sled `snap.*` files found in the directory.
+    pub sled_snapshots: usize,
 }
 
 impl PrivateCopy {
@@ -353,11 +355,20 @@ impl PrivateCopy {
     /// the system's temporary directory (`TMPDIR`): it needs as much room as
     /// the store.
     pub fn take(dir: &Path) -> Result<PrivateCopy, StoreError> {
+        Self::take_with(dir, true)
+    }
+
+    /// [`PrivateCopy::take`], leaving out sled's `snap.*` files when
+    /// `sled_snapshots` is false: they are a cache of sled's page table
+    /// (sled rebuilds it by scanning `db`), and a damaged one makes sled
+    /// refuse a store whose log is still readable.
+    pub fn take_with(dir: &Path, sled_snapshots: bool) -> Result<PrivateCopy, StoreError> {
         let lock = probe_lock(dir)?;
         let tmp = tempfile::Builder::new()
             .prefix("isc-ledger-audit-")
             .tempdir()?;
         let mut bytes = 0;
+        let mut snapshots = 0;
         let copy_err = |e: std::io::Error, what: &Path| -> StoreError {
             StoreError::Io(std::io::Error::new(
                 e.kind(),
@@ -386,12 +397,22 @@ impl PrivateCopy {
                     }
                 }
             } else if ty.is_file() && copied(name_s) {
+                if name_s.starts_with("snap.") {
+                    snapshots += 1;
+                    if !sled_snapshots {
+                        continue;
+                    }
+                }
                 bytes += std::fs::copy(e.path(), tmp.path().join(&name))
                     .map_err(|err| copy_err(err, &e.path()))?;
             }
         }
         drop(lock);
-        Ok(PrivateCopy { tmp, bytes })
+        Ok(PrivateCopy {
+            tmp,
+            bytes,
+            sled_snapshots: snapshots,
+        })
     }
 
     /// Where the copy is.

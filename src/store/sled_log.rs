@@ -482,8 +482,27 @@ impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
         };
         // Checked on the copy before sled opens it: the original's conf and
         // settings file, byte for byte.
-        let check = datadir::check_settings(copy.path())?;
-        let db = open_db_waiting_for_lock(copy.path())?;
+        // (Messages name the audited directory, not the copy.)
+        let check = datadir::check_settings(copy.path()).map_err(|e| match e {
+            StoreError::Settings(m) => StoreError::Settings(m.replace(
+                &copy.path().display().to_string(),
+                &dir.display().to_string(),
+            )),
+            e => e,
+        })?;
+        let (db, copy) = match open_db_waiting_for_lock(copy.path()) {
+            Ok(db) => (db, copy),
+            // sled refuses a store whose page-table cache (`snap.*`) is
+            // damaged although its log may be readable: once more without
+            // the cache (sled then rebuilds it from `db`).
+            Err(StoreError::Sled(e)) if copy.sled_snapshots > 0 => {
+                tracing::warn!(error = %e, "sled refused the store; reading it again without sled's snap.* files");
+                drop(copy);
+                let copy = PrivateCopy::take_with(dir, false)?;
+                (open_db_waiting_for_lock(copy.path())?, copy)
+            }
+            Err(e) => return Err(e),
+        };
         let mut s = Self::from_db(db, copy.path(), opts, check.recorded)?;
         s._copy = Some(Box::new(copy));
         if let Some(v) = s.log.get(HEAD_KEY)? {

@@ -123,7 +123,7 @@ where
     let mut last_at = i64::MIN;
     let mut checked = 0usize;
     let mut first_defect: Option<Defect> = None;
-    log.walk_frames(1, |first, frame| {
+    let walked = log.walk_frames(1, |first, frame| {
         let mut fail = |seq: u64, what: String| {
             first_defect = Some(Defect { seq, what });
             false
@@ -190,10 +190,32 @@ where
             }
         }
         true
-    })?;
+    });
+    match walked {
+        Ok(()) => {}
+        // sled itself could not read on (its files are damaged): the
+        // records before are checked, the rest cannot be.
+        Err(StoreError::Sled(e)) if first_defect.is_none() => {
+            first_defect = Some(Defect {
+                seq: next,
+                what: format!("sled cannot read the log from here on (its files are damaged): {e}"),
+            });
+        }
+        Err(StoreError::Sled(_)) => {}
+        Err(e) => return Err(e),
+    }
     let end = next - 1;
     if first_defect.is_none() {
-        first_defect = match log.stored_head_marker()? {
+        let marker = match log.stored_head_marker() {
+            Err(StoreError::Sled(e)) => Err(e),
+            other => Ok(other?),
+        };
+        first_defect = match marker {
+            Err(e) => Some(Defect {
+                seq: end + 1,
+                what: format!("sled cannot read the head marker (its files are damaged): {e}"),
+            }),
+            Ok(marker) => match marker {
             None if end > 0 => Some(Defect { seq: end, what: "head marker missing".into() }),
             None => None,
             Some(None) => Some(Defect { seq: end + 1, what: "head marker unreadable".into() }),
@@ -212,6 +234,7 @@ where
                 Some(Defect { seq: end, what: "chain hash differs from the head marker".into() })
             }
             Some(Some(_)) => None,
+            },
         };
     }
     if first_defect.is_none() {

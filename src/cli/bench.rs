@@ -2,6 +2,11 @@
 //! of config changes, top-ups and reads against a running server for a
 //! bounded time; prints durable acknowledged commands/s and latency
 //! percentiles. Each client has its own HTTP/2 connection.
+//!
+//! With `--store` (repeatable) it starts the server itself, one store after
+//! the other — a directory, a PostgreSQL URL, or `sled-temp` / `pg-temp`
+//! for a fresh temp dir / a throwaway PostgreSQL cluster of its own — and
+//! prints the figures side by side: the same load on each backend.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +47,11 @@ pub struct BenchLoadArgs {
     /// http://127.0.0.1:9464/metrics.
     #[arg(long, value_name = "URL")]
     pub metrics: Option<String>,
+    /// Start a server on this store and load it (instead of `--server`):
+    /// DIR, a postgres:// URL, `sled-temp` or `pg-temp`. Repeat to compare
+    /// stores under the same load. `ISC_BENCH_QUICK=1` shortens each run to 2 s.
+    #[arg(long, value_name = "DIR|URL|sled-temp|pg-temp")]
+    pub store: Vec<String>,
 }
 
 /// `http://host:port/path` → (`host:port`, `/path`).
@@ -245,9 +255,168 @@ async fn run_client(
     Ok(t)
 }
 
-/// Runs the load and prints the figures.
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub struct LoadFigures {
+    /// Durable acknowledged commands per second.
+    pub writes_per_s: f64,
+    /// Write latency percentiles (ms): p50, p99, p999.
+    pub write_ms: [f64; 3],
+    /// Reads per second.
+    pub reads_per_s: f64,
+    /// Read latency p99 (ms).
+    pub read_p99_ms: f64,
+    /// Failed calls.
+    pub errors: u64,
+}
+
+/// Runs the load (against `--server`, or a server of its own per `--store`)
+/// and prints the figures.
 pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
-    let secs = parse_duration_s(&a.duration)?.max(1);
+    if a.store.is_empty() {
+        return run_load(opts, &a).await.map(|_| ());
+    }
+    let mut rows = Vec::new();
+    for store in &a.store {
+        let server = BenchServer::start(store).await?;
+        let o = ClientOpts {
+            server: server.url.clone(),
+            ..opts.clone()
+        };
+        let res = run_load(&o, &a).await;
+        let label = server.label.clone();
+        server.stop().await;
+        rows.push((label, res?));
+    }
+    println!("\nsame load, {} clients:", a.clients);
+    println!(
+        "  {:<34} {:>12} {:>8} {:>8} {:>8} {:>10}",
+        "store", "durable/s", "p50 ms", "p99 ms", "p999 ms", "reads/s"
+    );
+    for (label, f) in &rows {
+        println!(
+            "  {:<34} {:>12.0} {:>8.2} {:>8.2} {:>8.2} {:>10.0}",
+            label, f.writes_per_s, f.write_ms[0], f.write_ms[1], f.write_ms[2], f.reads_per_s
+        );
+    }
+    Ok(())
+}
+
+/// A `serve` process on a store, for the duration of one run.
+struct BenchServer {
+    label: String,
+    url: String,
+    child: std::process::Child,
+    _dir: Option<tempfile::TempDir>,
+    _cluster: Option<crate::store::pg_temp::TempCluster>,
+}
+
+impl BenchServer {
+    async fn start(store: &str) -> anyhow::Result<BenchServer> {
+        let mut dir = None;
+        let mut cluster = None;
+        let (label, args): (String, Vec<String>) = match store {
+            "sled-temp" => {
+                let d = tempfile::tempdir().context("temp dir")?;
+                let path = d.path().display().to_string();
+                dir = Some(d);
+                ("sled (temp dir)".into(), vec!["--data".into(), path])
+            }
+            "pg-temp" => {
+                let c = tokio::task::spawn_blocking(crate::store::pg_temp::TempCluster::start)
+                    .await?
+                    .context("throwaway PostgreSQL cluster")?;
+                let url = c.url("postgres");
+                cluster = Some(c);
+                (
+                    "postgres (throwaway cluster)".into(),
+                    vec!["--store".into(), url],
+                )
+            }
+            other => match crate::store::StoreLocation::parse(other) {
+                crate::store::StoreLocation::Dir(d) => (
+                    format!("sled {}", d.display()),
+                    vec!["--data".into(), d.display().to_string()],
+                ),
+                loc @ crate::store::StoreLocation::Postgres(_) => {
+                    (loc.describe(), vec!["--store".into(), other.to_owned()])
+                }
+            },
+        };
+        let exe = std::env::current_exe().context("cannot find the isc-ledger binary")?;
+        let mut child = std::process::Command::new(exe)
+            .arg("serve")
+            .args(&args)
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .context("cannot start isc-ledger serve")?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        // Read the address line, then keep draining stdout so the server
+        // never blocks on a full pipe (a thread: it ends with the server).
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<String>>();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(Some(a.trim().to_owned()));
+                    }
+                }
+            }
+            if let Some(tx) = tx.take() {
+                let _ = tx.send(None);
+            }
+        });
+        let addr = match tokio::time::timeout(Duration::from_secs(120), rx).await {
+            Ok(Ok(Some(a))) => a,
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("the server on {label} did not start (see its messages above)");
+            }
+        };
+        Ok(BenchServer {
+            label,
+            url: format!("http://{addr}"),
+            child,
+            _dir: dir,
+            _cluster: cluster,
+        })
+    }
+
+    /// SIGTERM (a clean stop), then wait.
+    async fn stop(mut self) {
+        // SAFETY: kill(2) on our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let mut child = self.child;
+        let cluster = self._cluster.take();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = child.wait();
+            drop(cluster);
+        })
+        .await;
+    }
+}
+
+/// One run of the load against `opts.server`.
+async fn run_load(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<LoadFigures> {
+    let quick = std::env::var_os("ISC_BENCH_QUICK").is_some();
+    let secs = if quick {
+        2
+    } else {
+        parse_duration_s(&a.duration)?.max(1)
+    };
+    let a = a.clone();
     setup(opts, &a).await?;
     let run = format!(
         "{:x}",
@@ -319,8 +488,18 @@ pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
             );
         }
     }
-    if let Some(e) = all.first_error {
+    if let Some(e) = &all.first_error {
         println!("  first error: {e}");
     }
-    Ok(())
+    Ok(LoadFigures {
+        writes_per_s: all.write_us.len() as f64 / elapsed,
+        write_ms: [
+            pct(&all.write_us, 0.50),
+            pct(&all.write_us, 0.99),
+            pct(&all.write_us, 0.999),
+        ],
+        reads_per_s: all.read_us.len() as f64 / elapsed,
+        read_p99_ms: pct(&all.read_us, 0.99),
+        errors: all.errors,
+    })
 }

@@ -13,8 +13,9 @@ use crate::domain::license_model::Catalogue;
 use crate::domain::maintenance::MaintenanceView;
 use crate::domain::prices::{
     DeviceModelInput, MaintenanceInput, MaintenancePlanInput, PriceListExtInput,
-    ServiceCreditInput, SlaKpi, MAX_DEVICE_MODELS, MAX_PLANS,
+    ServiceCreditInput, MAX_DEVICE_MODELS, MAX_PLANS,
 };
+use crate::domain::sla::{SlaKpi, SlaReport};
 use crate::domain::{
     AccountState, AccountView, Command, ComplianceReport, Hosting, LicenseLine, LineKind, Nano,
     Notice, NoticeKind, PriceEntryInput, Receipt, Statement, TierInput,
@@ -391,6 +392,7 @@ fn line_kind(k: LineKind) -> pb::statement_line::Kind {
         LineKind::Close => Kind::Close,
         LineKind::Fee => Kind::Fee,
         LineKind::Plan => Kind::Plan,
+        LineKind::Grant => Kind::Grant,
     }
 }
 
@@ -423,6 +425,7 @@ pub fn statement(s: Statement) -> pb::Statement {
                     activation_key: l.activation_key.unwrap_or_default(),
                     device_id: l.device_id.unwrap_or_default(),
                     plan: l.plan.unwrap_or_default(),
+                    incident_id: l.incident_id.unwrap_or_default(),
                 }
             })
             .collect(),
@@ -432,6 +435,7 @@ pub fn statement(s: Statement) -> pb::Statement {
 /// Notice → proto.
 pub fn notice(n: Notice) -> pb::Notice {
     use pb::notice::Kind;
+    let sla = n.sla;
     pb::Notice {
         account_id: n.account_id,
         at: n.at,
@@ -440,9 +444,82 @@ pub fn notice(n: Notice) -> pb::Notice {
             NoticeKind::Depletion => Kind::Depletion,
             NoticeKind::Reactivation => Kind::Reactivation,
             NoticeKind::MaintenanceExpiring => Kind::MaintenanceExpiring,
+            NoticeKind::SlaDeadline => Kind::SlaDeadline,
+            NoticeKind::SlaBreach => Kind::SlaBreach,
         } as i32,
         threshold_seconds: n.threshold_s.unwrap_or(0),
         pbx_id: n.pbx_id.unwrap_or_default(),
+        incident_id: sla
+            .as_ref()
+            .map(|s| s.incident_id.clone())
+            .unwrap_or_default(),
+        kpi: sla.as_ref().map_or(0, |s| sla_kpi(s.kpi) as i32),
+        occurrence: sla.as_ref().map_or(0, |s| s.occurrence),
+        deadline: sla.as_ref().map_or(0, |s| s.deadline),
+        priority: sla.as_ref().map_or(0, |s| u32::from(s.priority)),
+    }
+}
+
+/// KPI → proto.
+pub fn sla_kpi(k: SlaKpi) -> pb::SlaKpi {
+    match k {
+        SlaKpi::Response => pb::SlaKpi::Response,
+        SlaKpi::Update => pb::SlaKpi::Update,
+        SlaKpi::Repair => pb::SlaKpi::Repair,
+    }
+}
+
+/// `ReportIncident` → command (validated by `decide`).
+pub fn report_incident(r: pb::ReportIncidentRequest) -> Command {
+    Command::ReportIncident {
+        incident_id: r.incident_id,
+        account_id: r.account_id,
+        priority: r.priority,
+    }
+}
+
+/// SLA report → proto.
+pub fn sla_report(r: SlaReport) -> pb::SlaReport {
+    pb::SlaReport {
+        from: r.from,
+        to: r.to,
+        at: r.at,
+        priorities: r
+            .priorities
+            .into_iter()
+            .map(|p| pb::SlaPriorityFigures {
+                priority: u32::from(p.priority),
+                incidents: p.incidents,
+                kpis: p
+                    .kpis
+                    .into_iter()
+                    .map(|k| pb::SlaKpiFigures {
+                        kpi: sla_kpi(k.kpi) as i32,
+                        met: k.met,
+                        breached: k.breached,
+                        open: k.open,
+                        share_met: k.share_met.unwrap_or_default(),
+                        target: k.target.unwrap_or_default(),
+                        target_met: k.target_met.unwrap_or(false),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        breaches: r
+            .breaches
+            .into_iter()
+            .map(|b| pb::SlaBreach {
+                incident_id: b.incident_id,
+                account_id: b.account_id,
+                priority: u32::from(b.priority),
+                kpi: sla_kpi(b.kpi) as i32,
+                occurrence: b.occurrence,
+                deadline: b.deadline,
+                done_at: b.done_at,
+                missed_by_support_seconds: b.missed_by_support_s,
+                credit: b.credit.map(amount).unwrap_or_default(),
+            })
+            .collect(),
     }
 }
 

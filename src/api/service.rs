@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{require, Permission};
 use super::{convert, pb, status};
-use crate::domain::Notice;
+use crate::domain::{Command, Notice};
 use crate::engine::Engine;
 
 /// The `isc.ledger.v1.Ledger` service.
@@ -288,6 +288,64 @@ impl pb::ledger_server::Ledger for LedgerService {
             .maintenance(&req.into_inner().pbx_id)
             .map_err(status::from_engine)?;
         Ok(Response::new(convert::maintenance_view(v)))
+    }
+
+    async fn report_incident(
+        &self,
+        req: Request<pb::ReportIncidentRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        self.write(convert::report_incident(req.into_inner())).await
+    }
+
+    async fn respond_incident(
+        &self,
+        req: Request<pb::RespondIncidentRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        let incident_id = req.into_inner().incident_id;
+        self.write(Command::RespondIncident { incident_id }).await
+    }
+
+    async fn update_incident(
+        &self,
+        req: Request<pb::UpdateIncidentRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        let incident_id = req.into_inner().incident_id;
+        self.write(Command::UpdateIncident { incident_id }).await
+    }
+
+    async fn resolve_incident(
+        &self,
+        req: Request<pb::ResolveIncidentRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        let incident_id = req.into_inner().incident_id;
+        self.write(Command::ResolveIncident { incident_id }).await
+    }
+
+    async fn change_priority(
+        &self,
+        req: Request<pb::ChangePriorityRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        require(&req, Permission::AccountWrite)?;
+        let r = req.into_inner();
+        self.write(Command::ChangePriority {
+            incident_id: r.incident_id,
+            priority: r.priority,
+        })
+        .await
+    }
+
+    async fn get_sla_report(
+        &self,
+        req: Request<pb::GetSlaReportRequest>,
+    ) -> Result<Response<pb::SlaReport>, Status> {
+        require(&req, Permission::Read)?;
+        let r = req.into_inner();
+        let rep = self.blocking(move |e| e.sla_report(r.from, r.to)).await?;
+        Ok(Response::new(convert::sla_report(rep)))
     }
 }
 

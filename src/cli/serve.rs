@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use super::{parse_duration_s, parse_instant};
 use crate::api::auth::Tokens;
 use crate::api::server::{effective_listen_addr, serve, ServerOptions};
+use crate::domain::sla::SupportCalendar;
 use crate::domain::{ComplianceRule, Policy};
 use crate::engine::{
     Clock, ClusterOptions, Engine, EngineConfig, ManualClock, SystemClock, DEFAULT_GROUP_MAX,
@@ -98,6 +99,11 @@ pub struct ServeArgs {
     /// address it listens on).
     #[arg(long, value_name = "URL")]
     pub advertise: Option<String>,
+    /// Support calendar (TOML: `zone`, `holidays`; see
+    /// docs/support-calendar-nl.toml). Without it: Europe/Amsterdam, no
+    /// holidays. Recorded in the log when it changes.
+    #[arg(long, value_name = "FILE")]
+    pub support_calendar: Option<PathBuf>,
 }
 
 /// The log formats of `serve --log-format`.
@@ -149,6 +155,17 @@ impl ServeArgs {
         policy
             .normalized()
             .map_err(|e| anyhow::anyhow!("invalid policy: {e}"))
+    }
+
+    /// The support calendar from `--support-calendar` (default: none).
+    pub fn support_calendar(&self) -> anyhow::Result<SupportCalendar> {
+        let Some(path) = &self.support_calendar else {
+            return Ok(SupportCalendar::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        SupportCalendar::parse_toml(&text)
+            .map_err(|e| anyhow::anyhow!("--support-calendar {}: {e}", path.display()))
     }
 
     /// The clock from `--clock` and `--start-at`.
@@ -214,6 +231,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         snapshot_every: a.snapshot_every.max(1),
         group_linger: std::time::Duration::from_micros(a.group_linger_us),
         min_seq_wait: a.min_seq_wait,
+        support_calendar: a.support_calendar()?,
         ..EngineConfig::default()
     };
     let store = a.location();

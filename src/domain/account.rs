@@ -247,7 +247,7 @@ pub struct Pbx {
 }
 
 /// Running totals that make the conservation law checkable at any time:
-/// `top_ups - debits - fees - forfeited = balance`.
+/// `top_ups + grants - debits - fees - forfeited = balance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Totals {
     pub top_ups: Nano,
@@ -255,6 +255,8 @@ pub struct Totals {
     pub forfeited: Nano,
     /// One-time charges: provisioning fees (§14) and maintenance plans (§15).
     pub fees: Nano,
+    /// Service credits granted for SLA breaches (spec §16).
+    pub grants: Nano,
 }
 
 /// An account's state at its last breakpoint `since`.
@@ -560,6 +562,10 @@ impl Account {
         policy: &Policy,
         obs: &mut O,
     ) -> Result<(), ApplyError> {
+        if body.is_incident_fact() {
+            // On the account's index, but not a breakpoint of its timeline.
+            return Ok(());
+        }
         if at < self.since {
             return Err(ApplyError(format!(
                 "event at {at} is earlier than the account's last event at {}",
@@ -652,6 +658,11 @@ impl Account {
                 amount,
                 price_version,
                 ..
+            }
+            | EventBody::ServiceCreditGranted {
+                amount,
+                price_version,
+                ..
             } => {
                 // Bounds `decide` enforces (spec §3), checked again so a forged
                 // amount cannot overflow the balance.
@@ -659,12 +670,16 @@ impl Account {
                     || self.balance.0 + amount.0 > MAX_BALANCE.0
                 {
                     return Err(ApplyError(format!(
-                        "top-up of {} by {amount} iSC is outside the bounds of a top-up or a balance",
+                        "credit of {} by {amount} iSC is outside the bounds of a top-up or a balance",
                         self.account_id
                     )));
                 }
                 self.balance = Nano(self.balance.0 + amount.0);
-                self.totals.top_ups = Nano(self.totals.top_ups.0 + amount.0);
+                if matches!(body, EventBody::ServiceCreditGranted { .. }) {
+                    self.totals.grants = Nano(self.totals.grants.0 + amount.0);
+                } else {
+                    self.totals.top_ups = Nano(self.totals.top_ups.0 + amount.0);
+                }
                 self.reminders_fired = 0;
                 // Re-price only PBXs whose frozen list changes at this contact.
                 let stale =
@@ -725,13 +740,19 @@ impl Account {
             | EventBody::PriceListPublishedExt { .. }
             | EventBody::DeviceStatusSet { .. }
             | EventBody::PbxRegistered { .. }
-            | EventBody::FirmwareUpgraded { .. } => {
+            | EventBody::FirmwareUpgraded { .. }
+            | EventBody::SupportCalendarSet { .. }
+            | EventBody::IncidentReported { .. }
+            | EventBody::IncidentResponded { .. }
+            | EventBody::IncidentUpdated { .. }
+            | EventBody::IncidentResolved { .. }
+            | EventBody::IncidentPriorityChanged { .. } => {
                 return Err(ApplyError("not an event of an open account".into()));
             }
         }
         self.settle(at, policy, obs);
         debug_assert_eq!(
-            self.totals.top_ups.0
+            self.totals.top_ups.0 + self.totals.grants.0
                 - self.totals.debits.0
                 - self.totals.fees.0
                 - self.totals.forfeited.0,

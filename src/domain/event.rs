@@ -9,6 +9,7 @@ use super::devices::{Channel, DeviceStatus, SupportLevel};
 use super::license_model::Catalogue;
 use super::money::{Nano, UnixSeconds};
 use super::prices::{PriceEntryInput, PriceList, PriceListExt, PriceListExtInput};
+use super::sla::{SlaKpi, SupportCalendar};
 use super::Hosting;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -101,6 +102,36 @@ pub enum Command {
         pbx_id: String,
         firmware_major: u32,
         firmware_minor: u32,
+    },
+    /// An incident reported by the customer (spec §16); `priority` 1–4.
+    ReportIncident {
+        incident_id: String,
+        account_id: String,
+        priority: u32,
+    },
+    RespondIncident {
+        incident_id: String,
+    },
+    UpdateIncident {
+        incident_id: String,
+    },
+    ResolveIncident {
+        incident_id: String,
+    },
+    ChangePriority {
+        incident_id: String,
+        priority: u32,
+    },
+    /// System command (the engine at start-up, from `--support-calendar`).
+    SetSupportCalendar {
+        calendar: SupportCalendar,
+    },
+    /// System command (the writer, when a breach with a configured credit
+    /// falls due): records the grant once per (incident, KPI, occurrence).
+    GrantServiceCredit {
+        incident_id: String,
+        kpi: SlaKpi,
+        occurrence: u32,
     },
 }
 
@@ -197,6 +228,45 @@ pub enum EventBody {
         firmware_major: u32,
         firmware_minor: u32,
     },
+    // --- Service levels (spec §16). Each incident event carries the
+    // incident's account (resolved by `decide`) for the per-account index.
+    /// The support calendar in force from this record on.
+    SupportCalendarSet {
+        calendar: SupportCalendar,
+    },
+    IncidentReported {
+        incident_id: CompactString,
+        account_id: CompactString,
+        priority: u8,
+    },
+    IncidentResponded {
+        incident_id: CompactString,
+        account_id: CompactString,
+    },
+    IncidentUpdated {
+        incident_id: CompactString,
+        account_id: CompactString,
+    },
+    IncidentResolved {
+        incident_id: CompactString,
+        account_id: CompactString,
+    },
+    IncidentPriorityChanged {
+        incident_id: CompactString,
+        account_id: CompactString,
+        priority: u8,
+    },
+    /// A breach credited to the account: like a top-up, a contact (every
+    /// PBX freezes to `price_version`) that reactivates a suspended account
+    /// and starts a funding period, but its own statement line (`GRANT`).
+    ServiceCreditGranted {
+        account_id: CompactString,
+        incident_id: CompactString,
+        kpi: SlaKpi,
+        occurrence: u32,
+        amount: Nano,
+        price_version: Option<u32>,
+    },
 }
 
 impl EventBody {
@@ -210,6 +280,20 @@ impl EventBody {
                 | EventBody::DeviceStatusSet { .. }
                 | EventBody::PbxRegistered { .. }
                 | EventBody::FirmwareUpgraded { .. }
+        )
+    }
+
+    /// An incident fact: recorded on the account's index, but neither a
+    /// contact nor a breakpoint of its timeline.
+    #[inline]
+    pub fn is_incident_fact(&self) -> bool {
+        matches!(
+            self,
+            EventBody::IncidentReported { .. }
+                | EventBody::IncidentResponded { .. }
+                | EventBody::IncidentUpdated { .. }
+                | EventBody::IncidentResolved { .. }
+                | EventBody::IncidentPriorityChanged { .. }
         )
     }
 }
@@ -227,8 +311,16 @@ impl Event {
             | EventBody::DeviceStatusSet { account_id, .. }
             | EventBody::PbxRegistered { account_id, .. }
             | EventBody::PlanBought { account_id, .. }
-            | EventBody::FirmwareUpgraded { account_id, .. } => Some(account_id),
-            EventBody::PriceListPublished(_) | EventBody::PriceListPublishedExt { .. } => None,
+            | EventBody::FirmwareUpgraded { account_id, .. }
+            | EventBody::IncidentReported { account_id, .. }
+            | EventBody::IncidentResponded { account_id, .. }
+            | EventBody::IncidentUpdated { account_id, .. }
+            | EventBody::IncidentResolved { account_id, .. }
+            | EventBody::IncidentPriorityChanged { account_id, .. }
+            | EventBody::ServiceCreditGranted { account_id, .. } => Some(account_id),
+            EventBody::PriceListPublished(_)
+            | EventBody::PriceListPublishedExt { .. }
+            | EventBody::SupportCalendarSet { .. } => None,
         }
     }
 }
@@ -259,6 +351,20 @@ pub enum NoticeKind {
     Reactivation,
     /// Spec §15: a purchased PBX's coverage ends in 30 days.
     MaintenanceExpiring,
+    /// One support hour before an incident's deadline (spec §16).
+    SlaDeadline,
+    /// An incident's deadline passed without its fact.
+    SlaBreach,
+}
+
+/// What an SLA notice is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SlaNotice {
+    pub incident_id: String,
+    pub kpi: SlaKpi,
+    pub occurrence: u32,
+    pub deadline: UnixSeconds,
+    pub priority: u8,
 }
 
 /// A derived notice; computed by replay, never stored.
@@ -273,6 +379,9 @@ pub struct Notice {
     /// The PBX of a `MaintenanceExpiring`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pbx_id: Option<String>,
+    /// Set for `SlaDeadline` and `SlaBreach`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla: Option<SlaNotice>,
 }
 
 /// Continuous-use thresholds (spec §12): a cycle is a lowering raised back

@@ -26,6 +26,7 @@ use super::prices::{
     check_ext_succession, check_succession, parse_price_list, parse_price_list_ext, PriceList,
     PriceListExt, EMPTY_EXT,
 };
+use super::sla::SlaBook;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
@@ -68,6 +69,8 @@ pub struct Ledger {
     pub(crate) devices: Devices,
     /// Purchased PBXs and their maintenance (spec §15).
     pub(crate) maintenance: Maintenance,
+    /// Incidents and support calendars (spec §16).
+    pub(crate) sla: SlaBook,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -91,6 +94,7 @@ impl Observer for AtEvent<'_> {
                 kind,
                 threshold_s,
                 pbx_id: None,
+                sla: None,
             });
         }
     }
@@ -115,6 +119,7 @@ impl Ledger {
             keys: KeyBook::default(),
             devices: Devices::default(),
             maintenance: Maintenance::default(),
+            sla: SlaBook::default(),
         }
     }
 
@@ -332,6 +337,15 @@ impl Ledger {
                 firmware_major,
                 firmware_minor,
             } => self.decide_upgrade(pbx_id, (*firmware_major, *firmware_minor), at)?,
+            Command::ReportIncident { .. }
+            | Command::RespondIncident { .. }
+            | Command::UpdateIncident { .. }
+            | Command::ResolveIncident { .. }
+            | Command::ChangePriority { .. }
+            | Command::SetSupportCalendar { .. }
+            | Command::GrantServiceCredit { .. } => self
+                .decide_sla(cmd, at)
+                .unwrap_or_else(|| Err(Rejection::invalid("not a service-level command")))?,
         };
         Ok(Decision::Append(Event { at, body }))
     }
@@ -542,6 +556,44 @@ impl Ledger {
     ) -> Result<Receipt, ApplyError> {
         let at = ev.at;
         let (account_id, pbx_id) = match &ev.body {
+            EventBody::SupportCalendarSet { .. } => {
+                self.sla.apply(at, &ev.body)?;
+                return Ok(Receipt {
+                    seq,
+                    at,
+                    balance: None,
+                });
+            }
+            body if body.is_incident_fact() => {
+                let account_id = ev.account_id().unwrap_or_default();
+                let index = hints
+                    .account
+                    .or_else(|| {
+                        self.account_index
+                            .get_hashed(hints.account_hash, account_id)
+                    })
+                    .ok_or_else(|| ApplyError(format!("account {account_id} does not exist")))?;
+                let account = &self.accounts[index as usize];
+                if matches!(body, EventBody::IncidentReported { .. }) && account.is_closed() {
+                    return Err(ApplyError(format!(
+                        "incident reported on closed account {account_id}"
+                    )));
+                }
+                let balance = Some(account.balance_at(at.max(account.since)));
+                let made_due = self.sla.apply(at, body)?;
+                if let (Some(out), false) = (notices, made_due.is_empty()) {
+                    let inc = self
+                        .sla
+                        .incident(ev_incident_id(body))
+                        .ok_or_else(|| ApplyError("an applied incident is missing".into()))?;
+                    out.extend(made_due.iter().map(|m| super::sla::book::notice_of(inc, m)));
+                }
+                return Ok(Receipt { seq, at, balance });
+            }
+            EventBody::ServiceCreditGranted { account_id, .. } => {
+                self.sla.apply(at, &ev.body)?;
+                (account_id, None)
+            }
             EventBody::PriceListPublished(list) => {
                 self.prices.insert(list.clone())?;
                 return Ok(Receipt {
@@ -588,6 +640,13 @@ impl Ledger {
             | EventBody::PbxRegistered { account_id, .. }
             | EventBody::PlanBought { account_id, .. }
             | EventBody::FirmwareUpgraded { account_id, .. } => (account_id, None),
+            EventBody::IncidentReported { .. }
+            | EventBody::IncidentResponded { .. }
+            | EventBody::IncidentUpdated { .. }
+            | EventBody::IncidentResolved { .. }
+            | EventBody::IncidentPriorityChanged { .. } => {
+                return Err(ApplyError("incident facts are folded above".into()))
+            }
         };
         let index = hints
             .account
@@ -693,6 +752,7 @@ impl Ledger {
                 kind: *kind,
                 threshold_s: *threshold_s,
                 pbx_id: None,
+                sla: None,
             }));
         };
         match account_id {
@@ -707,6 +767,7 @@ impl Ledger {
                 self.expiring_between(None, t1, t2, &mut out);
             }
         }
+        self.sla.notices_between(account_id, t1, t2, true, &mut out);
         out.sort_by(|a, b| {
             (
                 a.at,
@@ -732,6 +793,7 @@ impl Ledger {
             .iter()
             .filter_map(|a| a.next_due_after(&self.policy, t))
             .chain(self.next_expiring_after(t))
+            .chain(self.sla.next_due_after(t))
             .min()
     }
 
@@ -868,4 +930,17 @@ pub fn fold_account_events<O: Observer>(
         }
     }
     Ok(account)
+}
+
+/// The incident an incident fact is about.
+fn ev_incident_id(body: &EventBody) -> &str {
+    match body {
+        EventBody::IncidentReported { incident_id, .. }
+        | EventBody::IncidentResponded { incident_id, .. }
+        | EventBody::IncidentUpdated { incident_id, .. }
+        | EventBody::IncidentResolved { incident_id, .. }
+        | EventBody::IncidentPriorityChanged { incident_id, .. }
+        | EventBody::ServiceCreditGranted { incident_id, .. } => incident_id,
+        _ => "",
+    }
 }

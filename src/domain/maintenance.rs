@@ -544,6 +544,7 @@ fn expiring(account_id: &str, pbx_id: &str, at: UnixSeconds) -> Notice {
         kind: NoticeKind::MaintenanceExpiring,
         threshold_s: Some(EXPIRING_NOTICE_S),
         pbx_id: Some(pbx_id.to_owned()),
+        sla: None,
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`maintenance`]: purchased PBXs, maintenance plans, upgrade gating
 //!   (§15, seed 002).
 //! - [`report`]: views, statements, notice history, compliance report.
+//! - [`sla`]: incidents on a support-hours clock, the SLA report and
+//!   service credits (seed 004).
 
 use serde::{Deserialize, Serialize};
 
@@ -33,13 +35,14 @@ mod prefetch;
 pub mod prices;
 pub mod report;
 pub mod sim;
+pub mod sla;
 pub mod typenames;
 
 pub use account::{Account, ApplyError, Cycle, Observer, Pbx, PriceBook};
 pub use error::{Code, Rejection};
 pub use event::{
     Command, ComplianceRule, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy,
-    Receipt,
+    Receipt, SlaNotice,
 };
 pub use ledger::{Applied, Ledger};
 pub use money::{Nano, UnixSeconds, SECONDS_PER_MONTH};

@@ -233,6 +233,9 @@ pub enum LineKind {
     Fee,
     /// A maintenance plan bought (spec §15).
     Plan,
+    /// A service credit granted for an SLA breach (spec §16): credit like a
+    /// top-up, kept apart from paid ones.
+    Grant,
 }
 
 impl LineKind {
@@ -249,6 +252,7 @@ impl LineKind {
             LineKind::Close => "CLOSE",
             LineKind::Fee => "FEE",
             LineKind::Plan => "PLAN",
+            LineKind::Grant => "GRANT",
         }
     }
 }
@@ -281,6 +285,9 @@ pub struct StatementLine {
     /// The plan of a `PLAN` line (its PBX is `pbx_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The incident of a `GRANT` line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident_id: Option<String>,
 }
 
 /// A statement over `(from, to]` (spec §8, §12).
@@ -350,6 +357,7 @@ impl Lines {
             activation_key: None,
             device_id: None,
             plan: None,
+            incident_id: None,
         }
     }
 }
@@ -380,7 +388,10 @@ impl Observer for Lines {
         at_event: bool,
     ) {
         let kind = match kind {
-            NoticeKind::Reminder | NoticeKind::MaintenanceExpiring => return,
+            NoticeKind::Reminder
+            | NoticeKind::MaintenanceExpiring
+            | NoticeKind::SlaDeadline
+            | NoticeKind::SlaBreach => return,
             NoticeKind::Depletion => LineKind::Depletion,
             NoticeKind::Reactivation => LineKind::Reactivation,
         };
@@ -535,13 +546,28 @@ pub fn statement(
                     line.plan = Some(plan.to_string());
                     lines.lines.push(line);
                 }
+                EventBody::ServiceCreditGranted {
+                    amount,
+                    incident_id,
+                    ..
+                } => {
+                    let mut line = Lines::line(ev.at, LineKind::Grant, *amount);
+                    line.incident_id = Some(incident_id.to_string());
+                    lines.lines.push(line);
+                }
                 // Not money: no statement line (ListDevices, GetMaintenance show them).
                 EventBody::DeviceRegistered { .. }
                 | EventBody::DeviceStatusSet { .. }
                 | EventBody::PbxRegistered { .. }
                 | EventBody::FirmwareUpgraded { .. }
                 | EventBody::PriceListPublished(_)
-                | EventBody::PriceListPublishedExt { .. } => {}
+                | EventBody::PriceListPublishedExt { .. }
+                | EventBody::SupportCalendarSet { .. }
+                | EventBody::IncidentReported { .. }
+                | EventBody::IncidentResponded { .. }
+                | EventBody::IncidentUpdated { .. }
+                | EventBody::IncidentResolved { .. }
+                | EventBody::IncidentPriorityChanged { .. } => {}
             }
         }
         let after = std::mem::take(&mut lines.after_event);
@@ -600,6 +626,7 @@ impl Observer for NoticeLog<'_> {
                 kind,
                 threshold_s,
                 pbx_id: None,
+                sla: None,
             });
         }
     }
@@ -633,10 +660,14 @@ pub fn notices_history(
             kind,
             threshold_s,
             pbx_id: None,
+            sla: None,
         }));
     log.out.extend(super::maintenance::expiring_history(
         events, account_id, t1, t2,
     ));
+    ledger
+        .sla()
+        .notices_between(Some(account_id), t1, t2, false, &mut log.out);
     log.out.sort_by_key(|n| n.at);
     log.out
 }

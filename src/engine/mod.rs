@@ -45,9 +45,10 @@ use crate::domain::account::ApplyError;
 use crate::domain::devices::DeviceView;
 use crate::domain::ids::check_id;
 use crate::domain::maintenance::MaintenanceView;
+use crate::domain::sla::{SlaReport, SupportCalendar};
 use crate::domain::{
-    account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Event,
-    Ledger, Notice, Policy, Receipt, Rejection, Statement,
+    account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Decision,
+    Event, Ledger, Notice, Policy, Receipt, Rejection, Statement,
 };
 use crate::store::ledger::{open_ledger_with, EventLog};
 use crate::store::{LogStore, StoreError, StoreLocation, StoreOptions};
@@ -97,6 +98,9 @@ pub enum StartError {
     /// The writer thread could not be spawned.
     #[error("cannot start the writer thread: {0}")]
     Thread(std::io::Error),
+    /// The support calendar cannot be recorded.
+    #[error("support calendar refused: {0}")]
+    Calendar(String),
 }
 
 /// How the engine runs.
@@ -119,6 +123,9 @@ pub struct EngineConfig {
     /// Several nodes share the (PostgreSQL) log: take part in the writer
     /// lease. `None`: this node is the only writer.
     pub cluster: Option<ClusterOptions>,
+    /// The support calendar to run on (spec §16): recorded in the log at
+    /// start-up when it differs from the one in force.
+    pub support_calendar: SupportCalendar,
 }
 
 impl Default for EngineConfig {
@@ -131,6 +138,7 @@ impl Default for EngineConfig {
             group_linger: DEFAULT_GROUP_LINGER,
             min_seq_wait: DEFAULT_MIN_SEQ_WAIT,
             cluster: None,
+            support_calendar: SupportCalendar::default(),
         }
     }
 }
@@ -271,7 +279,7 @@ impl Engine {
                 )))
             }
         };
-        let (mut log, ledger) = open_ledger_with(
+        let (mut log, mut ledger) = open_ledger_with(
             store,
             config.policy.clone(),
             StoreOptions {
@@ -279,6 +287,27 @@ impl Engine {
                 fdatasync: true,
             },
         )?;
+        if config.cluster.is_some() && ledger.sla().calendar() != &config.support_calendar {
+            // Only a sole writer records it at start-up; a cluster node may
+            // be a standby (it must not write), so it keeps the recorded one.
+            tracing::warn!("--support-calendar differs from the recorded calendar; not recorded by a cluster node");
+        } else if ledger.sla().calendar() != &config.support_calendar {
+            let cmd = Command::SetSupportCalendar {
+                calendar: config.support_calendar.clone(),
+            };
+            match ledger.decide(&cmd, clock.now()) {
+                Ok(Decision::Append(ev)) => {
+                    crate::store::ledger::commit(&mut log, &mut ledger, vec![ev])?;
+                    tracing::info!(
+                        zone = %config.support_calendar.zone,
+                        holidays = config.support_calendar.holidays.len(),
+                        "support calendar recorded"
+                    );
+                }
+                Ok(Decision::Retry(_)) => {}
+                Err(rej) => return Err(StartError::Calendar(rej.message)),
+            }
+        }
         tracing::info!(
             records = ledger.last_seq(),
             accounts = ledger.account_count(),
@@ -579,6 +608,20 @@ impl Engine {
         }
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
         Ok(live.ledger.compliance_report(from, to))
+    }
+
+    /// The SLA report over incidents reported in `(from, to]`, open
+    /// deadlines judged now.
+    pub fn sla_report(&self, from: i64, to: i64) -> Result<SlaReport, EngineError> {
+        if to < from {
+            return Err(Rejection::invalid(format!(
+                "report window ends ({to}) before it starts ({from})"
+            ))
+            .into());
+        }
+        let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
+        let now = self.read_now(&live);
+        Ok(live.ledger.sla_report(from, to, now))
     }
 
     /// Subscribes to notices: returns the replay of those due in

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cluster::{self, Cluster, InDoubt, Verdict};
 use super::{EngineError, Request, Shared};
-use crate::domain::{Decision, Event, Ledger, Notice, Receipt, Rejection};
+use crate::domain::{Decision, Event, EventBody, Ledger, Notice, Receipt, Rejection};
 use crate::store::LogStore;
 
 /// How often the writer looks at a system clock for notices that fell due.
@@ -92,6 +92,10 @@ impl Writer {
             let mut cluster_tick = tokio::time::interval(cluster::TAIL_PERIOD);
             cluster_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut batch = Vec::with_capacity(self.group_max);
+            // Breaches that fell due while the server was down.
+            let now = self.published_until;
+            self.credit_breaches(now);
+            self.commit();
             loop {
                 tokio::select! {
                     n = self.rx.recv_many(&mut batch, self.group_max) => {
@@ -181,7 +185,15 @@ impl Writer {
                     let outcome = match self.working.decide(&cmd, now) {
                         Err(rej) => Err(EngineError::Rejected(rej)),
                         Ok(Decision::Retry(r)) => Ok(r),
-                        Ok(Decision::Append(ev)) => self.apply_working(ev),
+                        Ok(Decision::Append(ev)) => {
+                            let sla = matches!(ev.body, EventBody::IncidentPriorityChanged { .. });
+                            let r = self.apply_working(ev);
+                            if sla && r.is_ok() {
+                                // A deadline the change put behind: its credit now.
+                                self.credit_breaches(at);
+                            }
+                            r
+                        }
                     };
                     self.replies.push((reply, outcome));
                 }
@@ -236,14 +248,54 @@ impl Writer {
         Ok(t)
     }
 
-    /// Queues the time-driven notices due in `(published_until, t]`.
+    /// Queues the time-driven notices due in `(published_until, t]`, and
+    /// records on the way the service credits of the breaches due by `t`.
     fn publish_until(&mut self, t: i64) {
+        if t <= self.published_until {
+            return;
+        }
+        self.credit_breaches(t);
         if t <= self.published_until {
             return;
         }
         let due = self.working.notices_between(None, self.published_until, t);
         self.notices.extend(due);
         self.published_until = t;
+    }
+
+    /// Records, in time order, the service credit of every breach due by
+    /// `t` that earns one and has none yet: a system command through
+    /// `decide`/`apply`, stamped at the breach (after the notices due up to
+    /// it, which it may change: a grant reactivates), or at the instant
+    /// published already if that is later (a change of priority, a restart).
+    fn credit_breaches(&mut self, t: i64) {
+        // A standby never writes: the writer holding the lease records them.
+        if self.cluster.as_ref().is_some_and(|c| c.writing.is_none()) {
+            return;
+        }
+        while self.failed.is_none() {
+            let Some((due, cmd)) = self.working.next_service_credit(t) else {
+                return;
+            };
+            let at = due.max(self.published_until).max(self.working.last_at());
+            if at > self.published_until {
+                let notices = self.working.notices_between(None, self.published_until, at);
+                self.notices.extend(notices);
+                self.published_until = at;
+            }
+            match self.working.decide(&cmd, at) {
+                Ok(Decision::Append(ev)) => {
+                    if self.apply_working(ev).is_err() {
+                        return;
+                    }
+                }
+                Ok(Decision::Retry(_)) => return,
+                Err(rej) => {
+                    tracing::warn!("service credit not recorded: {rej}");
+                    return;
+                }
+            }
+        }
     }
 
     /// Stops accepting writes after a storage failure and resets the working

@@ -43,6 +43,10 @@ impl SnapshotState for Ledger {
                 include_str!("../domain/license_model.rs"),
                 include_str!("../domain/devices.rs"),
                 include_str!("../domain/maintenance.rs"),
+                include_str!("../domain/sla/mod.rs"),
+                include_str!("../domain/sla/book.rs"),
+                include_str!("../domain/sla/clock.rs"),
+                include_str!("../domain/sla/incident.rs"),
             ] {
                 h.update((src.len() as u64).to_be_bytes());
                 h.update(src.as_bytes());

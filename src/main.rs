@@ -50,6 +50,10 @@ enum Cmd {
     Pbx(cli::devices::PbxArgs),
     /// Buy a maintenance plan for a purchased PBX (client, spec §15).
     Plan(cli::devices::PlanArgs),
+    /// Report, respond to, update, resolve or re-prioritise an incident (client).
+    Incident(cli::sla::IncidentArgs),
+    /// The SLA report: KPI figures per priority and every breach (client).
+    Sla(cli::sla::SlaArgs),
     /// Read or move the manual clock of a `--clock manual` server (client).
     Clock(cli::client::ClockArgs),
     /// The PostgreSQL schema: `db init` (an empty database) or `db migrate`.
@@ -97,6 +101,8 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
         Cmd::Device(a) => cli::devices::device(o, a).await.map(|()| true),
         Cmd::Pbx(a) => cli::devices::pbx(o, a).await.map(|()| true),
         Cmd::Plan(a) => cli::devices::plan(o, a).await.map(|()| true),
+        Cmd::Incident(a) => cli::sla::incident(o, a).await.map(|()| true),
+        Cmd::Sla(a) => cli::sla::sla(o, a).await.map(|()| true),
         Cmd::BenchLoad(a) => cli::bench::run(o, a).await.map(|()| true),
     }
 }

@@ -279,7 +279,7 @@ enum ClockCmd {
     Show,
 }
 
-fn now_s() -> i64 {
+pub(crate) fn now_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
@@ -437,6 +437,7 @@ fn line_kind(k: i32) -> &'static str {
         Ok(Kind::Close) => "CLOSE",
         Ok(Kind::Fee) => "FEE",
         Ok(Kind::Plan) => "PLAN",
+        Ok(Kind::Grant) => "GRANT",
         _ => "UNSPECIFIED",
     }
 }
@@ -456,6 +457,7 @@ pub fn statement_json(st: &pb::Statement) -> Value {
             if !l.activation_key.is_empty() { v["activation_key"] = json!(l.activation_key); }
             if !l.device_id.is_empty() { v["device_id"] = json!(l.device_id); }
             if !l.plan.is_empty() { v["plan"] = json!(l.plan); }
+            if !l.incident_id.is_empty() { v["incident_id"] = json!(l.incident_id); }
             v
         }).collect::<Vec<_>>(),
     })
@@ -482,6 +484,7 @@ pub fn statement_text(st: &pb::Statement) -> String {
             "TOP_UP" => format!("key {}", l.activation_key),
             "FEE" => format!("device {}", l.device_id),
             "PLAN" => format!("pbx {} plan {}", l.pbx_id, l.plan),
+            "GRANT" => format!("service credit, incident {}", l.incident_id),
             _ => String::new(),
         };
         s.push_str(&format!(
@@ -504,6 +507,8 @@ fn notice_kind(k: i32) -> &'static str {
         Ok(Kind::Depletion) => "DEPLETION",
         Ok(Kind::Reactivation) => "REACTIVATION",
         Ok(Kind::MaintenanceExpiring) => "MAINTENANCE_EXPIRING",
+        Ok(Kind::SlaDeadline) => "SLA_DEADLINE",
+        Ok(Kind::SlaBreach) => "SLA_BREACH",
         _ => "UNSPECIFIED",
     }
 }
@@ -516,6 +521,13 @@ pub fn notice_json(n: &pb::Notice) -> Value {
     }
     if !n.pbx_id.is_empty() {
         v["pbx_id"] = json!(n.pbx_id);
+    }
+    if !n.incident_id.is_empty() {
+        v["incident_id"] = json!(n.incident_id);
+        v["kpi"] = json!(super::sla::kpi_label(n.kpi));
+        v["occurrence"] = json!(n.occurrence);
+        v["deadline"] = json!(n.deadline);
+        v["priority"] = json!(n.priority);
     }
     v
 }
@@ -532,6 +544,20 @@ fn notice_text(n: &pb::Notice) -> String {
             "maintenance of PBX {} ends in {}",
             n.pbx_id,
             fmt_duration(n.threshold_seconds)
+        ),
+        "SLA_DEADLINE" => format!(
+            "incident {} (P{}): {} due at {}, one support hour left",
+            n.incident_id,
+            n.priority,
+            super::sla::kpi_label(n.kpi),
+            fmt_instant(n.deadline)
+        ),
+        "SLA_BREACH" => format!(
+            "incident {} (P{}): {} deadline {} missed",
+            n.incident_id,
+            n.priority,
+            super::sla::kpi_label(n.kpi),
+            fmt_instant(n.deadline)
         ),
         other => other.to_string(),
     };

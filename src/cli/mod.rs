@@ -5,7 +5,8 @@
 //! - [`audit`]: offline auditor tools on the data directory (verify, replay,
 //!   statement, export).
 //! - [`serve`]: the gRPC server; [`client`]: the client subcommands an
-//!   operator uses instead of grpcurl; [`bench`]: the `bench-load` generator.
+//!   operator uses instead of grpcurl; [`bench`]: the `bench-load` generator;
+//!   [`sla`]: the incident and SLA-report subcommands.
 //! - [`prices_check`]: `prices check`, a price-list file judged offline by
 //!   the domain's own `decide`.
 //! - [`devices`]: the `device`, `pbx` and `plan` client subcommands (device
@@ -18,6 +19,7 @@ pub mod db;
 pub mod devices;
 pub mod prices_check;
 pub mod serve;
+pub mod sla;
 
 use anyhow::{bail, Context};
 

@@ -8,7 +8,7 @@
 //!   its timeline of warnings and breaches.
 //! - [`book`]: the incidents and calendars of the ledger (state, decide
 //!   and apply of the incident events).
-//! - [`report`]: `GetSlaReport`.
+//! - [`report`]: the SLA report (`GetSlaReport`).
 
 pub mod book;
 pub mod clock;

@@ -958,4 +958,73 @@ mod scheduler_tests {
         assert!(e.set_time(1).await.is_err(), "no SetTime on a system clock");
         e.shutdown().await;
     }
+
+    /// Spec §16 with a clock that moves by itself: the writer's tick tells
+    /// the SLA warning and breach on time and records the breach's credit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_tick_publishes_sla_notices_and_records_the_credit() {
+        use crate::domain::prices::{PriceListExtInput, ServiceCreditInput, SlaKpi};
+        // Tuesday 2026-12-01 09:00 in Amsterdam (UTC+1): P1 response due 13:00.
+        let report_at = 1_796_083_200 + 8 * 3600;
+        let due = report_at + 4 * 3600;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(Drifting(AtomicI64::new(report_at)));
+        let e = Engine::start(dir.path(), EngineConfig::default(), clock.clone()).unwrap();
+        e.execute(Command::PublishPriceList {
+            catalogue: None,
+            version: 1,
+            effective_at: 0,
+            entries: vec![PriceEntryInput {
+                license_type: "PBX-Port13".into(),
+                tiers: vec![TierInput {
+                    from_qty: 1,
+                    monthly_price: "2.628".into(),
+                }],
+            }],
+            ext: PriceListExtInput {
+                service_credits: vec![ServiceCreditInput {
+                    priority: 1,
+                    kpi: SlaKpi::Response,
+                    amount: "1.5".into(),
+                }],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+        for cmd in [
+            Command::OpenAccount {
+                account_id: "a".into(),
+            },
+            Command::ReportIncident {
+                incident_id: "i".into(),
+                account_id: "a".into(),
+                priority: 1,
+            },
+        ] {
+            e.execute(cmd).await.unwrap();
+        }
+        let (_, mut rx) = e.watch(Some("a"), 0).unwrap();
+        async fn next(rx: &mut broadcast::Receiver<Notice>, kind: NoticeKind) -> Notice {
+            tokio::time::timeout(Duration::from_secs(3), async {
+                loop {
+                    let n = rx.recv().await.unwrap();
+                    if n.kind == kind {
+                        return n;
+                    }
+                }
+            })
+            .await
+            .expect("the writer's tick publishes it")
+        }
+        clock.0.store(due - 3600 + 1, Ordering::SeqCst);
+        assert_eq!(next(&mut rx, NoticeKind::SlaDeadline).await.at, due - 3600);
+        clock.0.store(due + 2, Ordering::SeqCst);
+        let n = next(&mut rx, NoticeKind::SlaBreach).await;
+        assert_eq!(n.at, due + 1);
+        assert_eq!(n.sla.unwrap().deadline, due);
+        let v = e.account_view("a", Some(due + 2)).unwrap();
+        assert_eq!(v.balance.to_string(), "1.5");
+        e.shutdown().await;
+    }
 }

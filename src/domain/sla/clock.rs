@@ -62,7 +62,8 @@ fn from_yyyymmdd(n: u32) -> Option<NaiveDate> {
 }
 
 impl SupportCalendar {
-    /// Parses a calendar file (TOML, see `docs/support-calendar.md`).
+    /// Parses a calendar file (TOML, see README "Service levels" and
+    /// `docs/support-calendar-nl.toml`).
     pub fn parse_toml(text: &str) -> Result<SupportCalendar, String> {
         let file: CalendarFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut holidays = Vec::with_capacity(file.holidays.len());

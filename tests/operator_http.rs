@@ -268,6 +268,7 @@ async fn metrics_are_scraped_parsed_and_move() {
         "isc_ledger_grpc_calls",
         "isc_ledger_append_batch_records",
         "isc_ledger_append_seconds",
+        "isc_ledger_fdatasync_seconds",
         "isc_ledger_notices",
         "isc_ledger_writer_queue_depth",
         "isc_ledger_accounts",
@@ -325,6 +326,10 @@ async fn metrics_are_scraped_parsed_and_move() {
     assert!(
         moved("isc_ledger_append_seconds", &[]) >= 1.0,
         "appends observed"
+    );
+    assert!(
+        moved("isc_ledger_fdatasync_seconds", &[]) >= 1.0,
+        "fdatasyncs observed"
     );
     assert!(
         moved("isc_ledger_append_batch_records", &[]) >= 1.0,

@@ -52,6 +52,15 @@ pub struct PageLabels {
 
 type GaugeF = Gauge<f64, AtomicU64>;
 
+/// fdatasync durations of the sled backend, process-wide (the store calls
+/// [`observe_fdatasync`] through its hook; every registry shows this one).
+static FDATASYNC_SECONDS: std::sync::LazyLock<Histogram> =
+    std::sync::LazyLock::new(|| Histogram::new(exponential_buckets(0.000_125, 2.0, 14)));
+
+fn observe_fdatasync(d: std::time::Duration) {
+    FDATASYNC_SECONDS.observe(d.as_secs_f64());
+}
+
 /// Every metric of the service.
 #[derive(Debug)]
 pub struct Metrics {
@@ -120,6 +129,12 @@ impl Metrics {
             "Duration of one durable append: write, flush and fdatasync",
             append_seconds.clone(),
         );
+        r.register(
+            "fdatasync_seconds",
+            "Duration of the fdatasync of sled's data file in each durable append (sled backend)",
+            FDATASYNC_SECONDS.clone(),
+        );
+        crate::store::sled_log::set_fdatasync_observer(observe_fdatasync);
         let notices = Family::<KindLabels, Counter>::default();
         r.register(
             "notices",

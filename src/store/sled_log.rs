@@ -31,6 +31,16 @@ use super::{
     StoredRecord,
 };
 
+/// Told the duration of every fdatasync of sled's data file (the service's
+/// metrics install it once per process; the store knows nothing of them).
+static FDATASYNC_OBSERVER: std::sync::OnceLock<fn(std::time::Duration)> =
+    std::sync::OnceLock::new();
+
+/// Installs the fdatasync observer (the first call wins).
+pub fn set_fdatasync_observer(observe: fn(std::time::Duration)) {
+    let _ = FDATASYNC_OBSERVER.set(observe);
+}
+
 /// Key of the store's settings (JSON of [`StoreSettings`]) in tree `meta`.
 pub const META_SETTINGS: &[u8] = b"settings";
 
@@ -435,7 +445,11 @@ impl<E> SledLog<E> {
         if new_blob {
             sync_dir(&blobs)?;
         }
+        let started = std::time::Instant::now();
         self.data_file.sync_data()?;
+        if let Some(observe) = FDATASYNC_OBSERVER.get() {
+            observe(started.elapsed());
+        }
         Ok(())
     }
 

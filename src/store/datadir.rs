@@ -96,7 +96,7 @@ fn settings_error(dir: &Path, what: impl std::fmt::Display) -> StoreError {
 /// file existed, such as the committed golden log).
 pub fn read_settings(dir: &Path) -> Result<Option<StoreSettings>, StoreError> {
     let path = dir.join(SETTINGS_FILE);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match read_bounded(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -117,6 +117,15 @@ pub fn read_settings(dir: &Path) -> Result<Option<StoreSettings>, StoreError> {
         ));
     }
     Ok(Some(s))
+}
+
+/// Reads at most 64 KiB of a small file (a hostile store's "settings" may
+/// be any size; ours are a few hundred bytes).
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    File::open(path)?.take(64 * 1024).read_to_end(&mut out)?;
+    Ok(out)
 }
 
 /// Writes [`SETTINGS_FILE`] atomically and durably: a temporary file,
@@ -156,7 +165,7 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// sled's `conf` as parsed here: `None` when absent or too short for sled
 /// to read (sled then rewrites it with whatever it is opened with).
 fn read_sled_conf(dir: &Path) -> Result<Option<StoreSettings>, StoreError> {
-    let bytes = match std::fs::read(dir.join(SLED_CONF)) {
+    let bytes = match read_bounded(&dir.join(SLED_CONF)) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.into()),
@@ -363,6 +372,16 @@ impl PrivateCopy {
     /// (sled rebuilds it by scanning `db`), and a damaged one makes sled
     /// refuse a store whose log is still readable.
     pub fn take_with(dir: &Path, sled_snapshots: bool) -> Result<PrivateCopy, StoreError> {
+        let db = dir.join("db");
+        if std::fs::symlink_metadata(&db).is_ok_and(|m| !m.is_file()) {
+            return Err(StoreError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a regular file; refusing to read the store",
+                    db.display()
+                ),
+            )));
+        }
         let lock = probe_lock(dir)?;
         let tmp = tempfile::Builder::new()
             .prefix("isc-ledger-audit-")
@@ -396,6 +415,17 @@ impl PrivateCopy {
                             .map_err(|err| copy_err(err, &b.path()))?;
                     }
                 }
+            } else if copied(name_s) && !ty.is_file() {
+                // A symlink or a device where sled's file should be: never
+                // followed (a FIFO would hang the copy, a link could point
+                // anywhere) and never skipped (sled would start afresh).
+                return Err(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a regular file; refusing to read the store",
+                        e.path().display()
+                    ),
+                )));
             } else if ty.is_file() && copied(name_s) {
                 if name_s.starts_with("snap.") {
                     snapshots += 1;
@@ -496,6 +526,26 @@ mod tests {
         write_settings(dir.path(), &StoreSettings::current()).unwrap();
         let c = check_settings(dir.path()).unwrap();
         assert!(c.conf_missing && !c.new_store && c.recorded.is_some());
+    }
+
+    #[test]
+    fn a_store_in_use_and_a_linked_db_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let _db = sled::Config::new().path(dir.path()).open().unwrap();
+        // A second writer (`serve` on a directory in use) is told in words.
+        let e = crate::store::ledger::EventLog::open(dir.path(), Default::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("is in use") && !e.contains("could not acquire lock"),
+            "{e}"
+        );
+        let other = tempfile::tempdir().unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path().join("db"), other.path().join("db")).unwrap();
+        let e = PrivateCopy::take(other.path()).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub enum Permission {
     SetClock,
     /// Mark a device incompatible or banned, or restore it (spec §14).
     DeviceStatus,
+    /// Signed tree heads, inclusion and consistency proofs (hashes only).
+    Proofs,
+    /// Stream the whole log (every account's records).
+    ReadLog,
 }
 
 impl Role {
@@ -71,9 +75,9 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Agent => matches!(p, AccountWrite | Read),
+            Role::Agent => matches!(p, AccountWrite | Read | Proofs),
             Role::Vendor => matches!(p, PublishPrices | DeviceStatus),
-            Role::Auditor => matches!(p, Read | Compliance),
+            Role::Auditor => matches!(p, Read | Compliance | Proofs | ReadLog),
         }
     }
     fn name(self) -> &'static str {
@@ -279,6 +283,8 @@ pub fn require<T>(req: &Request<T>, p: Permission) -> Result<Role, Status> {
                 Permission::Compliance => "read the compliance report (auditor or admin)",
                 Permission::SetClock => "set the clock (admin only)",
                 Permission::DeviceStatus => "set a device's status (vendor or admin)",
+                Permission::Proofs => "read tree heads or proofs (agent, auditor or admin)",
+                Permission::ReadLog => "read the log (auditor or admin)",
             }
         )))
     }
@@ -338,6 +344,10 @@ mod tests {
         assert!(Role::Auditor.allows(Permission::Compliance));
         assert!(!Role::Agent.allows(Permission::Compliance));
         assert!(!Role::Agent.allows(Permission::CloseAccount));
+        assert!(Role::Agent.allows(Permission::Proofs));
+        assert!(!Role::Agent.allows(Permission::ReadLog));
+        assert!(Role::Auditor.allows(Permission::ReadLog));
+        assert!(!Role::Vendor.allows(Permission::Proofs));
     }
 
     #[test]

@@ -256,12 +256,68 @@ fn amount(n: Nano) -> String {
     n.to_string()
 }
 
-/// Receipt → proto (empty balance for a price list).
+/// Receipt → proto (empty balance for a price list), without a tree head.
 pub fn receipt(r: Receipt) -> pb::Receipt {
-    pb::Receipt {
+    receipt_with_head(r, None)
+}
+
+/// Receipt → proto with the signed tree head it was answered under.
+pub fn receipt_with_head(r: Receipt, head: Option<crate::store::SignedTreeHead>) -> pb::Receipt {
+    let mut out = pb::Receipt {
         seq: r.seq,
         at: r.at,
         balance: r.balance.map(amount).unwrap_or_default(),
+        ..Default::default()
+    };
+    if let Some(h) = head {
+        out.tree_size = h.tree_size;
+        out.root_hash = h.root_hash.to_vec();
+        out.tree_at = h.at;
+        out.tree_signature = h.signature.to_vec();
+        out.public_key = h.public_key.to_vec();
+    }
+    out
+}
+
+/// Signed tree head → proto.
+pub fn tree_head(h: crate::store::SignedTreeHead) -> pb::SignedTreeHead {
+    pb::SignedTreeHead {
+        tree_size: h.tree_size,
+        root_hash: h.root_hash.to_vec(),
+        at: h.at,
+        signature: h.signature.to_vec(),
+        public_key: h.public_key.to_vec(),
+    }
+}
+
+/// Inclusion proof → proto.
+pub fn inclusion_proof(p: crate::engine::InclusionProof) -> pb::InclusionProof {
+    pb::InclusionProof {
+        seq: p.seq,
+        tree_size: p.tree_size,
+        leaf_hash: p.leaf_hash.to_vec(),
+        path: p.path.iter().map(|h| h.to_vec()).collect(),
+    }
+}
+
+/// Consistency proof → proto.
+pub fn consistency_proof(p: crate::engine::ConsistencyProof) -> pb::ConsistencyProof {
+    pb::ConsistencyProof {
+        first_size: p.first_size,
+        second_size: p.second_size,
+        path: p.path.iter().map(|h| h.to_vec()).collect(),
+    }
+}
+
+/// A stored record → proto (the payload moves, no copy).
+pub fn log_record(r: crate::store::RawRecord) -> pb::LogRecord {
+    pb::LogRecord {
+        seq: r.seq,
+        at: r.at,
+        prev_hash: r.prev_hash.to_vec(),
+        hash: r.hash.to_vec(),
+        payload: r.payload,
+        version: u32::from(r.version),
     }
 }
 

@@ -28,12 +28,12 @@ impl LedgerService {
     }
 
     async fn write(&self, cmd: crate::domain::Command) -> Result<Response<pb::Receipt>, Status> {
-        let r = self
+        let (r, head) = self
             .engine
-            .execute(cmd)
+            .execute_with_head(cmd)
             .await
             .map_err(status::from_engine)?;
-        Ok(Response::new(convert::receipt(r)))
+        Ok(Response::new(convert::receipt_with_head(r, head)))
     }
 
     async fn blocking<T: Send + 'static>(
@@ -49,6 +49,76 @@ impl LedgerService {
 }
 
 type NoticeStream = Pin<Box<dyn Stream<Item = Result<pb::Notice, Status>> + Send>>;
+type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
+
+/// Records read from the store per chunk of a `ReadLog` stream (the log's
+/// read lock is held for one chunk, never across a send).
+pub const READ_LOG_CHUNK: u64 = 4096;
+/// Chunks buffered ahead of a `ReadLog` client; past this the reader
+/// thread waits for the client, holding no lock.
+const READ_LOG_AHEAD: usize = 4;
+
+/// Streams records `from..=to` a chunk at a time from a blocking thread;
+/// checks the chain link between chunks.
+fn read_log_stream(
+    engine: Engine,
+    from: u64,
+    to: u64,
+    stopping: watch::Receiver<bool>,
+) -> LogStream {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<pb::LogRecord>, Status>>(READ_LOG_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let mut next = from;
+        let mut prev: Option<crate::store::Hash> = None;
+        while next <= to {
+            if *stopping.borrow() {
+                let _ = tx.blocking_send(Err(Status::unavailable(
+                    "the server is shutting down; resume with from_seq",
+                )));
+                return;
+            }
+            let chunk = match engine.read_log_chunk(next, to, READ_LOG_CHUNK) {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(status::from_engine(e)));
+                    return;
+                }
+            };
+            let first = chunk.first().map(|r| (r.seq, r.prev_hash));
+            let broken = match (first, prev) {
+                (None, _) => Some(format!("record {next} is missing from the log")),
+                (Some((seq, _)), _) if seq != next => {
+                    Some(format!("record {next} is missing from the log"))
+                }
+                (Some((_, p)), Some(h)) if p != h => {
+                    Some(format!("record {next}: chain broken in the stored log"))
+                }
+                _ => None,
+            };
+            if let Some(m) = broken {
+                let _ = tx.blocking_send(Err(Status::data_loss(m)));
+                return;
+            }
+            if let Some(last) = chunk.last() {
+                next = last.seq + 1;
+                prev = Some(last.hash);
+            }
+            let msgs = chunk.into_iter().map(convert::log_record).collect();
+            if tx.blocking_send(Ok(msgs)).is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    use futures::StreamExt;
+    let chunks = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Box::pin(chunks.flat_map(|c| {
+        let items: Vec<Result<pb::LogRecord, Status>> = match c {
+            Ok(v) => v.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures::stream::iter(items)
+    }))
+}
 
 struct LiveState {
     rx: broadcast::Receiver<Notice>,
@@ -346,6 +416,65 @@ impl pb::ledger_server::Ledger for LedgerService {
         let r = req.into_inner();
         let rep = self.blocking(move |e| e.sla_report(r.from, r.to)).await?;
         Ok(Response::new(convert::sla_report(rep)))
+    }
+
+    async fn get_tree_head(
+        &self,
+        req: Request<pb::GetTreeHeadRequest>,
+    ) -> Result<Response<pb::SignedTreeHead>, Status> {
+        require(&req, Permission::Proofs)?;
+        let h = self.engine.tree_head().map_err(status::from_proof)?;
+        Ok(Response::new(convert::tree_head(h)))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        req: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProof>, Status> {
+        require(&req, Permission::Proofs)?;
+        let r = req.into_inner();
+        let p = self
+            .engine
+            .inclusion_proof(r.seq, r.tree_size)
+            .map_err(status::from_proof)?;
+        Ok(Response::new(convert::inclusion_proof(p)))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        req: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProof>, Status> {
+        require(&req, Permission::Proofs)?;
+        let r = req.into_inner();
+        let p = self
+            .engine
+            .consistency_proof(r.first_size, r.second_size)
+            .map_err(status::from_proof)?;
+        Ok(Response::new(convert::consistency_proof(p)))
+    }
+
+    type ReadLogStream = LogStream;
+
+    async fn read_log(
+        &self,
+        req: Request<pb::ReadLogRequest>,
+    ) -> Result<Response<Self::ReadLogStream>, Status> {
+        require(&req, Permission::ReadLog)?;
+        let r = req.into_inner();
+        let end = self.engine.log_end().map_err(status::from_engine)?;
+        let to = if r.to_seq == 0 { end } else { r.to_seq };
+        if to > end {
+            return Err(Status::out_of_range(format!(
+                "to_seq {to} is beyond the log (it ends at seq {end})"
+            )));
+        }
+        let from = r.from_seq.max(1);
+        Ok(Response::new(read_log_stream(
+            self.engine.clone(),
+            from,
+            to,
+            self.stopping.clone(),
+        )))
     }
 }
 

@@ -29,6 +29,16 @@ pub fn from_engine(e: EngineError) -> Status {
     }
 }
 
+/// A refused proof query: `INVALID_ARGUMENT`, `OUT_OF_RANGE` or `UNAVAILABLE`.
+pub fn from_proof(e: crate::engine::ProofQueryError) -> Status {
+    use crate::engine::ProofQueryError as P;
+    match e {
+        P::Invalid(m) => Status::invalid_argument(m),
+        P::OutOfRange(m) => Status::out_of_range(m),
+        P::Unavailable(m) => Status::unavailable(m),
+    }
+}
+
 impl From<EngineError> for Status {
     fn from(e: EngineError) -> Self {
         from_engine(e)

@@ -294,13 +294,31 @@ pub(crate) fn print(opts: &ClientOpts, json: Value, text: String) {
     }
 }
 
-/// JSON form of a receipt.
+/// JSON form of a receipt, with its signed tree head (the receipt format
+/// of `check-receipt`, see `cli::proofs`).
 pub fn receipt_json(r: &pb::Receipt) -> Value {
     let mut v = json!({"seq": r.seq, "at": r.at});
     if !r.balance.is_empty() {
         v["balance"] = json!(r.balance);
     }
+    if let Some(h) = super::proofs::receipt_head(r) {
+        v["tree_head"] = h.to_json_value();
+    }
     v
+}
+
+/// Prints a receipt; with `--json` also fetches the inclusion proof of its
+/// record under its head, so the output is a receipt `check-receipt` checks
+/// offline.
+pub async fn print_receipt(opts: &ClientOpts, r: &pb::Receipt) {
+    let mut v = receipt_json(r);
+    if opts.json && r.tree_size > 0 {
+        match opts.ledger().await {
+            Ok(mut c) => super::proofs::add_inclusion(&mut c, r, &mut v).await,
+            Err(e) => eprintln!("note: no inclusion proof in this receipt: {e:#}"),
+        }
+    }
+    print(opts, v, receipt_text(r));
 }
 
 pub(crate) fn receipt_text(r: &pb::Receipt) -> String {
@@ -629,7 +647,7 @@ pub async fn account(opts: &ClientOpts, a: AccountArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            print(opts, receipt_json(&r), receipt_text(&r));
+            print_receipt(opts, &r).await;
         }
         AccountCmd::Close { account_id } => {
             let r = c
@@ -637,7 +655,7 @@ pub async fn account(opts: &ClientOpts, a: AccountArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            print(opts, receipt_json(&r), receipt_text(&r));
+            print_receipt(opts, &r).await;
         }
         AccountCmd::List {
             state,
@@ -746,7 +764,7 @@ pub async fn config(opts: &ClientOpts, a: ConfigArgs) -> anyhow::Result<()> {
         .await
         .map_err(rpc_err)?
         .into_inner();
-    print(opts, receipt_json(&r), receipt_text(&r));
+    print_receipt(opts, &r).await;
     Ok(())
 }
 
@@ -763,7 +781,7 @@ pub async fn topup(opts: &ClientOpts, a: TopupArgs) -> anyhow::Result<()> {
         .await
         .map_err(rpc_err)?
         .into_inner();
-    print(opts, receipt_json(&r), receipt_text(&r));
+    print_receipt(opts, &r).await;
     Ok(())
 }
 
@@ -790,7 +808,7 @@ pub async fn prices(opts: &ClientOpts, a: PricesArgs) -> anyhow::Result<()> {
         .await
         .map_err(rpc_err)?
         .into_inner();
-    print(opts, receipt_json(&r), receipt_text(&r));
+    print_receipt(opts, &r).await;
     Ok(())
 }
 

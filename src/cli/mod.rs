@@ -18,6 +18,7 @@ pub mod client;
 pub mod db;
 pub mod devices;
 pub mod prices_check;
+pub mod proofs;
 pub mod serve;
 pub mod sla;
 

@@ -78,6 +78,13 @@ pub struct ServeArgs {
     /// yet (then UNAVAILABLE with the seq it is at), e.g. 5s, 500ms.
     #[arg(long, default_value = "5s", value_parser = super::parse_wait)]
     pub min_seq_wait: std::time::Duration,
+    /// The ledger's Ed25519 signing key file (`isc-ledger key new`);
+    /// default: `<data>/ledger-key`, created on first start.
+    #[arg(long, value_name = "FILE", env = "ISC_LEDGER_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// No Merkle tree and no signed heads (benchmark comparisons only).
+    #[arg(long, hide = true)]
+    pub no_proofs: bool,
     /// Serve Prometheus metrics on http://ADDR/metrics (aggregates only, no token).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
@@ -232,6 +239,8 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         group_linger: std::time::Duration::from_micros(a.group_linger_us),
         min_seq_wait: a.min_seq_wait,
         support_calendar: a.support_calendar()?,
+        signing_key: a.signing_key.clone(),
+        proofs: !a.no_proofs,
         ..EngineConfig::default()
     };
     let store = a.location();

@@ -49,7 +49,7 @@ pub struct ClusterOptions {
     pub lease: Duration,
 }
 
-type Reply = oneshot::Sender<Result<Receipt, EngineError>>;
+type Reply = oneshot::Sender<Result<(Receipt, Option<crate::store::SignedTreeHead>), EngineError>>;
 
 /// A group whose append failed without saying whether it committed: its
 /// answers wait until the tail shows its seqs (then they are sent as
@@ -78,14 +78,16 @@ impl InDoubt {
 
     /// Answers everyone: as decided when every record was found, else
     /// UNAVAILABLE with `why`.
-    pub(crate) fn answer(self, found: bool, why: &str) {
+    /// Answers the group: as decided when `found` (under `head`, the
+    /// signed head that now contains its records), else UNAVAILABLE.
+    pub(crate) fn answer(self, found: bool, why: &str, head: Option<crate::store::SignedTreeHead>) {
         for (reply, r) in self.replies {
             let r = if found {
                 r
             } else {
                 Err(EngineError::Unavailable(why.to_string()))
             };
-            let _ = reply.send(r);
+            let _ = reply.send(r.map(|r| (r, head)));
         }
     }
 }

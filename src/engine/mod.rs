@@ -30,10 +30,12 @@ pub mod accounts;
 pub mod clock;
 mod cluster;
 pub mod metrics;
+pub mod proofs;
 mod writer;
 
 pub use cluster::ClusterOptions;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::sync::{Arc, RwLock};
@@ -51,9 +53,10 @@ use crate::domain::{
     Event, Ledger, Notice, Policy, Receipt, Rejection, Statement,
 };
 use crate::store::ledger::{open_ledger_with, EventLog};
-use crate::store::{LogStore, StoreError, StoreLocation, StoreOptions};
+use crate::store::{LogStore, RawRecord, SignedTreeHead, StoreError, StoreLocation, StoreOptions};
 pub use accounts::{AccountIndex, IndexCounts, ListOrder, ListPage, ListQuery};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use proofs::{ConsistencyProof, InclusionProof, ProofQueryError};
 
 /// Most commands committed by one durable append. Bounds the latency of
 /// the last command of a group and the memory of one batch.
@@ -101,6 +104,9 @@ pub enum StartError {
     /// The support calendar cannot be recorded.
     #[error("support calendar refused: {0}")]
     Calendar(String),
+    /// The Merkle tree, the signing key or the stored signed head.
+    #[error(transparent)]
+    Proofs(#[from] proofs::ProofsStartError),
 }
 
 /// How the engine runs.
@@ -126,6 +132,11 @@ pub struct EngineConfig {
     /// The support calendar to run on (spec §16): recorded in the log at
     /// start-up when it differs from the one in force.
     pub support_calendar: SupportCalendar,
+    /// The ledger's signing key file; `None`: `<data>/ledger-key`, created
+    /// on first start.
+    pub signing_key: Option<PathBuf>,
+    /// Keep the Merkle tree and sign heads (only benchmarks turn it off).
+    pub proofs: bool,
 }
 
 impl Default for EngineConfig {
@@ -139,6 +150,8 @@ impl Default for EngineConfig {
             min_seq_wait: DEFAULT_MIN_SEQ_WAIT,
             cluster: None,
             support_calendar: SupportCalendar::default(),
+            signing_key: None,
+            proofs: true,
         }
     }
 }
@@ -147,7 +160,7 @@ impl Default for EngineConfig {
 pub(crate) enum Request {
     Command {
         cmd: Command,
-        reply: oneshot::Sender<Result<Receipt, EngineError>>,
+        reply: oneshot::Sender<Result<(Receipt, Option<SignedTreeHead>), EngineError>>,
     },
     SetTime {
         t: i64,
@@ -218,6 +231,8 @@ pub(crate) struct Shared {
     pub(crate) applied: watch::Sender<u64>,
     /// Bound of [`Engine::wait_applied`].
     pub(crate) min_seq_wait: std::time::Duration,
+    /// The Merkle tree and newest signed head (`None`: proofs disabled).
+    pub(crate) tree: Option<RwLock<proofs::TreeState>>,
 }
 
 /// What the console's ledger page shows.
@@ -268,7 +283,7 @@ impl Engine {
         clock: Arc<dyn Clock>,
     ) -> Result<Engine, StartError> {
         let started = std::time::Instant::now();
-        let store = store.into();
+        let store: StoreLocation = store.into();
         // Several nodes share a PostgreSQL log only.
         let db = match (&config.cluster, &store) {
             (None, _) => None,
@@ -280,7 +295,7 @@ impl Engine {
             }
         };
         let (mut log, mut ledger) = open_ledger_with(
-            store,
+            store.clone(),
             config.policy.clone(),
             StoreOptions {
                 snapshot_every_records: config.snapshot_every.max(1),
@@ -317,6 +332,24 @@ impl Engine {
         if let Some(opts) = &config.cluster {
             log.set_idle_transaction_timeout(opts.lease)?;
         }
+        let (tree, signer) = if config.proofs {
+            let tree = proofs::rebuild(&log, config.cluster.is_some())?;
+            let key = proofs::load_key(config.signing_key.as_deref(), &store)?;
+            let h = log.head();
+            let head = key.sign(tree.size(), tree.root(), h.at);
+            // A node sharing the log stores heads only while it writes.
+            if config.cluster.is_none() {
+                if let Err(e) = log.save_signed_head(&head, true) {
+                    tracing::warn!("cannot write the signed tree head file: {e}");
+                }
+            }
+            (
+                Some(RwLock::new(proofs::TreeState { tree, head })),
+                Some(proofs::Signer::new(key)),
+            )
+        } else {
+            (None, None)
+        };
         let published_until = ledger.last_at().max(clock.now());
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let (notices, _) = broadcast::channel(config.watch_buffer.max(1));
@@ -337,6 +370,7 @@ impl Engine {
             clock,
             applied: watch::Sender::new(ledger.last_seq()),
             min_seq_wait: config.min_seq_wait,
+            tree,
         });
         let (cluster, keeper) = match (&config.cluster, &db) {
             (Some(opts), Some(db)) => {
@@ -353,7 +387,8 @@ impl Engine {
             config.group_max,
             config.group_linger,
             cluster,
-        );
+        )
+        .with_signer(signer);
         let handle = std::thread::Builder::new()
             .name("ledger-writer".into())
             .spawn(move || w.run())
@@ -381,7 +416,87 @@ impl Engine {
 
     /// Decides and durably records a command; answers once it is on disk.
     pub async fn execute(&self, cmd: Command) -> Result<Receipt, EngineError> {
+        Ok(self.execute_with_head(cmd).await?.0)
+    }
+
+    /// [`Engine::execute`] with the signed tree head the answer was given
+    /// under: it contains the receipt's record (for an idempotent retry:
+    /// the newest head at the retry). `None` when proofs are disabled.
+    pub async fn execute_with_head(
+        &self,
+        cmd: Command,
+    ) -> Result<(Receipt, Option<SignedTreeHead>), EngineError> {
         self.ask(|reply| Request::Command { cmd, reply }).await
+    }
+
+    fn tree(&self) -> Result<std::sync::RwLockReadGuard<'_, proofs::TreeState>, ProofQueryError> {
+        self.shared
+            .tree
+            .as_ref()
+            .ok_or_else(|| {
+                ProofQueryError::Unavailable("proofs are disabled on this server".into())
+            })?
+            .read()
+            .map_err(|_| {
+                ProofQueryError::Unavailable("tree lock poisoned; restart the server".into())
+            })
+    }
+
+    /// The newest signed tree head (spec §13 `GetTreeHead`).
+    pub fn tree_head(&self) -> Result<SignedTreeHead, ProofQueryError> {
+        Ok(self.tree()?.head)
+    }
+
+    /// Inclusion proof of record `seq` in the tree of `tree_size` records
+    /// (0 = the newest signed head), checked in the §13 order.
+    pub fn inclusion_proof(
+        &self,
+        seq: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, ProofQueryError> {
+        self.tree()?.inclusion(seq, tree_size)
+    }
+
+    /// Consistency proof between two tree sizes (`second_size` 0 = the
+    /// newest signed head), checked in the §13 order.
+    pub fn consistency_proof(
+        &self,
+        first_size: u64,
+        second_size: u64,
+    ) -> Result<ConsistencyProof, ProofQueryError> {
+        self.tree()?.consistency(first_size, second_size)
+    }
+
+    /// The last record a log read may name: the newest signed head's size
+    /// (the log's head when proofs are disabled).
+    pub fn log_end(&self) -> Result<u64, EngineError> {
+        match &self.shared.tree {
+            Some(t) => Ok(t.read().map_err(|_| lock_poisoned())?.head.tree_size),
+            None => Ok(self
+                .shared
+                .log
+                .read()
+                .map_err(|_| lock_poisoned())?
+                .head()
+                .seq),
+        }
+    }
+
+    /// Up to `max` records from `from_seq` on (at most to `to_seq`), exactly
+    /// as stored. Holds the log's read lock only while reading this chunk:
+    /// a log reader (ReadLog) calls it repeatedly and sends between calls,
+    /// so a slow reader never holds up the writer.
+    pub fn read_log_chunk(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        max: u64,
+    ) -> Result<Vec<RawRecord>, EngineError> {
+        let to = to_seq.min(from_seq.saturating_add(max.max(1) - 1));
+        let log = self.shared.log.read().map_err(|_| lock_poisoned())?;
+        log.read_raw(from_seq, to)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EngineError::Unavailable(format!("cannot read the log: {e}")))
     }
 
     /// Moves the manual clock (FAILED_PRECONDITION backwards or on a system

@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::cluster::{self, Cluster, InDoubt, Verdict};
+use super::proofs::{Signer, HEAD_FILE_DURABLE_EVERY};
 use super::{EngineError, Request, Shared};
 use crate::domain::{Decision, Event, EventBody, Ledger, Notice, Receipt, Rejection};
-use crate::store::LogStore;
+use crate::store::{LogStore, SignedTreeHead};
 
 /// How often the writer looks at a system clock for notices that fell due.
 /// Instants are whole seconds, so one second is the natural period.
@@ -24,7 +25,7 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-type Reply = oneshot::Sender<Result<Receipt, EngineError>>;
+type Reply = oneshot::Sender<Result<(Receipt, Option<SignedTreeHead>), EngineError>>;
 
 pub(crate) struct Writer {
     /// Private working copy: decide + apply run here before the append.
@@ -40,6 +41,8 @@ pub(crate) struct Writer {
     failed: Option<String>,
     /// Several nodes share the log: this node's role (None: the only node).
     cluster: Option<Cluster>,
+    /// The ledger key and the head file's lag (`None`: proofs disabled).
+    signer: Option<Signer>,
     // The group being built.
     events: Vec<(i64, Event)>,
     replies: Vec<(Reply, Result<Receipt, EngineError>)>,
@@ -57,6 +60,7 @@ impl Writer {
         cluster: Option<Cluster>,
     ) -> Self {
         Self {
+            signer: None,
             working,
             published_until,
             shared,
@@ -69,6 +73,12 @@ impl Writer {
             replies: Vec::new(),
             notices: Vec::new(),
         }
+    }
+
+    /// Keep the Merkle tree and sign heads with this key (`None`: no proofs).
+    pub(crate) fn with_signer(mut self, signer: Option<Signer>) -> Self {
+        self.signer = signer;
+        self
     }
 
     /// Runs on its own thread with a small current-thread runtime, so the
@@ -91,6 +101,8 @@ impl Writer {
             let clustered = self.cluster.is_some();
             let mut cluster_tick = tokio::time::interval(cluster::TAIL_PERIOD);
             cluster_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut head_tick = tokio::time::interval(HEAD_FILE_DURABLE_EVERY);
+            head_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut batch = Vec::with_capacity(self.group_max);
             // Breaches that fell due while the server was down.
             let now = self.published_until;
@@ -101,6 +113,7 @@ impl Writer {
                     n = self.rx.recv_many(&mut batch, self.group_max) => {
                         if n == 0 {
                             self.commit();
+                            self.save_head(true);
                             break;
                         }
                         let t0 = std::time::Instant::now();
@@ -120,6 +133,9 @@ impl Writer {
                     }
                     _ = cluster_tick.tick(), if clustered => {
                         self.cluster_step();
+                    }
+                    _ = head_tick.tick(), if self.signer.is_some() => {
+                        self.save_head(false);
                     }
                 }
             }
@@ -207,6 +223,7 @@ impl Writer {
                 }
                 Request::Shutdown { reply } => {
                     self.commit();
+                    self.save_head(true);
                     let _ = reply.send(());
                     stop = true;
                 }
@@ -349,7 +366,7 @@ impl Writer {
         self.reset_to_durable(why);
         let replies = std::mem::take(&mut self.replies);
         for (reply, r) in replies {
-            let _ = reply.send(r);
+            let _ = reply.send(r.map(|r| (r, None)));
         }
     }
 
@@ -400,6 +417,7 @@ impl Writer {
                     false,
                     "the database connection failed during the append and its records are \
                      not in the log so far: outcome unknown, retry (top-ups are idempotent)",
+                    None,
                 );
             }
         }
@@ -438,6 +456,7 @@ impl Writer {
         };
         let n = records.len();
         let mut events = Vec::with_capacity(n);
+        let mut leaves = Vec::with_capacity(if self.signer.is_some() { n } else { 0 });
         for r in records {
             let expected = self.working.last_seq() + 1;
             if r.seq != expected {
@@ -453,7 +472,15 @@ impl Writer {
             if let Some(d) = self.cluster.as_mut().and_then(|c| c.in_doubt.as_mut()) {
                 d.check(r.seq, &r.event);
             }
+            if self.signer.is_some() {
+                leaves.push(r.hash);
+            }
             events.push((r.at, r.event));
+        }
+        // The tree follows the log on a standby too (its proofs and heads
+        // cover what it has read; the writer's key signs the same bytes).
+        if !leaves.is_empty() {
+            self.extend_tree(&leaves, events.last().map_or(0, |(at, _)| *at));
         }
         let notices = std::mem::take(&mut self.notices);
         self.publish_durable(&events, notices, false);
@@ -462,9 +489,15 @@ impl Writer {
             if c.in_doubt.as_ref().is_some_and(|d| last >= d.last_seq()) {
                 if let Some(d) = c.in_doubt.take() {
                     let found = !d.mismatch;
+                    let head = self
+                        .shared
+                        .tree
+                        .as_ref()
+                        .and_then(|t| t.read().ok().map(|t| t.head));
                     d.answer(
                         found,
                         "not recorded: the append failed and another writer's records took its seqs",
+                        head,
                     );
                 }
             }
@@ -487,8 +520,11 @@ impl Writer {
         let mut replies = std::mem::take(&mut self.replies);
         let notices = std::mem::take(&mut self.notices);
         let mut durable = true;
+        let proofs = self.signer.is_some();
+        let mut leaves = Vec::new();
         if !events.is_empty() {
             let first_seq = self.working.last_seq() + 1 - events.len() as u64;
+            let last_seq = first_seq + events.len() as u64 - 1;
             let started = std::time::Instant::now();
             let mut verdict = Verdict::Unknown;
             let appended = match self.shared.log.write() {
@@ -499,8 +535,7 @@ impl Writer {
                         e.to_string()
                     })
                     .and_then(|seqs| {
-                        let expected =
-                            (first_seq..first_seq + events.len() as u64).collect::<Vec<_>>();
+                        let expected = (first_seq..=last_seq).collect::<Vec<_>>();
                         if seqs == expected {
                             Ok(())
                         } else {
@@ -508,6 +543,14 @@ impl Writer {
                                 "the log assigned seqs {seqs:?}, the ledger expected {expected:?}"
                             ))
                         }
+                    })
+                    .and_then(|()| {
+                        if proofs {
+                            leaves = log
+                                .chain_hashes(first_seq, last_seq)
+                                .map_err(|e| format!("cannot read the new chain hashes: {e}"))?;
+                        }
+                        Ok(())
                     }),
                 Err(_) => Err("log lock poisoned".to_string()),
             };
@@ -533,6 +576,14 @@ impl Writer {
                 durable = false;
             }
         }
+        if durable && !leaves.is_empty() {
+            self.extend_tree(&leaves, events.last().map_or(0, |(at, _)| *at));
+        }
+        let head = self
+            .shared
+            .tree
+            .as_ref()
+            .and_then(|t| t.read().ok().map(|t| t.head));
         if durable {
             // Only the writer snapshots (a standby's tick publishes notices).
             let writer = self.cluster.as_ref().is_none_or(|c| c.writing.is_some());
@@ -544,7 +595,52 @@ impl Writer {
             }
         }
         for (reply, r) in replies {
-            let _ = reply.send(r);
+            let _ = reply.send(r.map(|r| (r, head)));
+        }
+        if durable && !events.is_empty() {
+            self.save_head(false);
+        }
+    }
+
+    /// Pushes a durable batch's leaves, signs the new head and publishes it
+    /// (before anyone is answered, so every receipt's head contains it).
+    fn extend_tree(&mut self, leaves: &[crate::store::Hash], at: i64) {
+        let (Some(signer), Some(shared_tree)) = (&self.signer, &self.shared.tree) else {
+            return;
+        };
+        let (size, root) = match shared_tree.write() {
+            Ok(mut t) => {
+                for h in leaves {
+                    t.tree.push(*h);
+                }
+                (t.tree.size(), t.tree.root())
+            }
+            Err(_) => {
+                tracing::error!("tree lock poisoned");
+                return;
+            }
+        };
+        // Signing (~20 µs) outside the lock: readers keep the previous head.
+        let head = signer.key.sign(size, root, at);
+        if let Ok(mut t) = shared_tree.write() {
+            t.head = head;
+        }
+    }
+
+    /// Writes the head file per the lag policy (`force`: now, durably).
+    /// Only the writer stores it (a standby must not write the shared log).
+    fn save_head(&mut self, force: bool) {
+        if self.cluster.as_ref().is_some_and(|c| c.writing.is_none()) {
+            return;
+        }
+        let (Some(signer), Some(shared_tree)) = (&mut self.signer, &self.shared.tree) else {
+            return;
+        };
+        let Some(head) = shared_tree.read().ok().map(|t| t.head) else {
+            return;
+        };
+        if let Ok(log) = self.shared.log.read() {
+            signer.save(&*log, &head, force);
         }
     }
 

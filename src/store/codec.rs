@@ -318,6 +318,12 @@ impl RawFrame<'_> {
             .collect()
     }
 
+    /// The last of `hashes` (this frame's [`RawFrame::hashes`]), or the
+    /// frame's `prev_hash` when it has no records.
+    pub fn last_hash_of(&self, hashes: &[Hash]) -> Hash {
+        hashes.last().copied().unwrap_or(self.prev_hash)
+    }
+
     /// Chain hash of the last record (the frame's contribution to the head).
     pub fn last_hash(&self) -> Hash {
         self.hashes().last().copied().unwrap_or(self.prev_hash)

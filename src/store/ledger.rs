@@ -60,6 +60,9 @@ impl SnapshotState for Ledger {
 /// The ledger's event log on either backend: the engine and the offline
 /// tools use this, and it dispatches to sled or PostgreSQL.
 #[derive(Debug)]
+// One value per open store: its size does not matter (boxing would add a
+// pointer chase to every append and read).
+#[allow(clippy::large_enum_variant)]
 pub enum EventLog {
     /// The embedded default.
     Sled(SledLog<Event>),
@@ -263,6 +266,13 @@ impl LogStore<Event> for EventLog {
         match self {
             EventLog::Sled(s) => Either::A(s.read_raw(from_seq, to_seq)),
             EventLog::Postgres(p) => Either::B(p.read_raw(from_seq, to_seq)),
+        }
+    }
+
+    fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<super::Hash>, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.chain_hashes(from_seq, to_seq),
+            EventLog::Postgres(p) => p.chain_hashes(from_seq, to_seq),
         }
     }
 

@@ -319,6 +319,15 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
         to_seq: u64,
     ) -> impl Iterator<Item = Result<RawRecord, StoreError>> + '_;
 
+    /// Chain hashes of records `from_seq..=to_seq` (clamped to the log), in
+    /// seq order: the leaves of the Merkle tree. A backend may answer the
+    /// records it just appended from memory.
+    fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<Hash>, StoreError> {
+        self.read_raw(from_seq, to_seq)
+            .map(|r| r.map(|r| r.hash))
+            .collect()
+    }
+
     /// Every record of one account, in seq order, without scanning the log.
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError>;
 

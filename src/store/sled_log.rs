@@ -111,6 +111,9 @@ pub struct SledLog<E> {
     poisoned: bool,
     /// The store's record of itself (boxed: rarely touched).
     files: Box<StoreFiles>,
+    /// Chain hashes of the last append's records (the Merkle tree's new
+    /// leaves), first seq and hashes.
+    last_append: (u64, Vec<Hash>),
     _event: PhantomData<fn() -> E>,
     /// The private copy an audit reads (removed when the log is dropped;
     /// declared last so sled is closed first).
@@ -293,6 +296,7 @@ impl<E> SledLog<E> {
                 settings,
                 heads_marked,
             }),
+            last_append: (0, Vec::new()),
             _event: PhantomData,
             _copy: None,
         })
@@ -704,6 +708,8 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         let mut frame_first = seq;
         let mut scratch = Vec::with_capacity(256);
         let mut seqs = Vec::with_capacity(batch.len());
+        let mut hashes = std::mem::take(&mut self.last_append.1);
+        hashes.clear();
         for (i, (at, ev)) in batch.iter().enumerate() {
             if *at < last_at && seq > 1 {
                 return Err(StoreError::AtGoesBackwards { at: *at, last_at });
@@ -724,6 +730,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
                 frame_first = seq;
             }
             prev = record_hash(&prev, seq, *at, &scratch);
+            hashes.push(prev);
             frame.push(*at, &scratch);
             seqs.push(seq);
             last_at = *at;
@@ -751,6 +758,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         }
         drop(ix);
         self.head = head;
+        self.last_append = (seqs[0], hashes);
         Ok(seqs)
     }
 
@@ -788,6 +796,62 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
             prev_end_hash: None,
             failed: false,
         }
+    }
+
+    fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<Hash>, StoreError> {
+        let from = from_seq.max(1);
+        let to = to_seq.min(self.head.seq);
+        if from > to {
+            return Ok(vec![]);
+        }
+        let (first, cached) = (self.last_append.0, &self.last_append.1);
+        if first > 0 && from >= first && to < first + cached.len() as u64 {
+            return Ok(cached[(from - first) as usize..=(to - first) as usize].to_vec());
+        }
+        // A scan that hashes without copying events out (restart rebuild).
+        let mut out = Vec::with_capacity(usize::try_from(to - from + 1).unwrap_or(0).min(1 << 24));
+        let mut err = None;
+        let mut expect = None::<(u64, Hash)>;
+        self.walk_frames(from, |key, frame| {
+            let fr = match frame {
+                Ok(fr) => fr,
+                Err(d) => {
+                    err = Some(defect_error(key, d));
+                    return false;
+                }
+            };
+            if let Some((seq, hash)) = expect {
+                if key != seq {
+                    err = Some(corrupt(seq, "record missing (gap in seqs)"));
+                    return false;
+                }
+                if fr.prev_hash != hash {
+                    err = Some(corrupt(
+                        key,
+                        "prev_hash does not match the hash of the record before (chain broken)",
+                    ));
+                    return false;
+                }
+            } else if key > from {
+                err = Some(corrupt(from, "record missing"));
+                return false;
+            }
+            let hs = fr.hashes();
+            for (r, h) in fr.records.iter().zip(&hs) {
+                if r.seq >= from && r.seq <= to {
+                    out.push(*h);
+                }
+            }
+            expect = Some((key + hs.len() as u64, fr.last_hash_of(&hs)));
+            key + (hs.len() as u64) <= to
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if out.len() as u64 != to - from + 1 {
+            return Err(corrupt(from + out.len() as u64, "record missing"));
+        }
+        Ok(out)
     }
 
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError> {
@@ -1276,7 +1340,7 @@ mod tests {
     fn read_raw_gives_the_stored_bytes_and_chain() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut s = open(tmp.path());
-        let big: Vec<_> = (0..2500).map(|i| (i / 3, ev("a", i as i128))).collect();
+        let big: Vec<_> = (0..2500i64).map(|i| (i / 3, ev("a", i as i128))).collect();
         s.append(&big[..700]).expect("append");
         s.append(&big[700..]).expect("append");
         let typed: Vec<_> = s
@@ -1305,6 +1369,25 @@ mod tests {
             .expect("read raw");
         assert_eq!(mid, raw[1022..1026].to_vec());
         assert_eq!(s.read_raw(2501, 3000).count(), 0);
+        // Chain hashes: from the last append's cache and from a scan.
+        let all: Vec<Hash> = raw.iter().map(|r| r.hash).collect();
+        for (from, to) in [
+            (1, 2500),
+            (701, 2500),
+            (1000, 1030),
+            (2500, 2500),
+            (5, 1024),
+        ] {
+            assert_eq!(
+                s.chain_hashes(from, to).expect("hashes"),
+                all[from as usize - 1..to as usize].to_vec(),
+                "{from}..{to}"
+            );
+        }
+        assert!(s.chain_hashes(2501, 2600).expect("none").is_empty());
+        drop(s);
+        let s = open(tmp.path());
+        assert_eq!(s.chain_hashes(0, u64::MAX).expect("scan"), all);
         assert_eq!(s.read_raw(5, 4).count(), 0);
     }
 

@@ -1,0 +1,757 @@
+//! The proof tools (spec §13): `key new|show`, `audit --server`, `prove`,
+//! `check-receipt`.
+//!
+//! Receipt JSON (what `--json` client commands print, what `prove` prints,
+//! what `check-receipt` reads):
+//!
+//! ```json
+//! {"seq": 12, "at": 1767225600, "balance": "10",
+//!  "tree_head": {"tree_size": 40, "root_hash": "…", "at": 1767225700,
+//!                "signature": "…", "public_key": "…"},
+//!  "inclusion": {"seq": 12, "tree_size": 40, "leaf_hash": "…", "path": ["…", …]}}
+//! ```
+//!
+//! `tree_head` is the signed head's JSON form (`store::sth`); `inclusion`
+//! the RFC 9162 audit path of leaf `seq - 1` in that tree. An optional
+//! `record` (`{"prev_hash","hash","payload","version"}` in hex, as `ReadLog`
+//! gives them) lets `check-receipt` recompute the leaf from the record's
+//! bytes too.
+//!
+//! Audit state (`audit --state FILE`): the signed head's JSON form (so
+//! `verify --sth FILE` reads it) plus `chain_hash` (hash of the head's last
+//! record), `frontier` (the tree's compact range, `store::merkle::Frontier`)
+//! and counters; beside it `FILE.fold`, the replayed ledger (bincode, bound
+//! to the state's size and chain hash and to the state layout), so a later
+//! run folds only the new records. A missing or stale fold means one full
+//! replay, never a skipped one.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{json, Value};
+
+use super::client::ClientOpts;
+use crate::api::pb;
+use crate::domain::{Event, Ledger, Policy};
+use crate::store::codec::{self, record_hash};
+use crate::store::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
+use crate::store::sled_log::decode_event_serde;
+use crate::store::sth::{
+    parse_hex, parse_public_key, read_small_file, write_file_atomic, LedgerKey, SignedTreeHead,
+    DEFAULT_KEY_FILE,
+};
+use crate::store::{Hash, SnapshotState, DEFAULT_DATA_DIR, GENESIS_HASH};
+
+/// `key new|show`.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    #[command(subcommand)]
+    cmd: KeyCmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCmd {
+    /// Create a new Ed25519 ledger signing key (file mode 0600; never
+    /// overwrites) and print its public key.
+    New {
+        /// The key file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the public key of a key file (default: the data directory's).
+    Show {
+        /// A key file.
+        #[arg(long, value_name = "FILE", conflicts_with = "data")]
+        key: Option<PathBuf>,
+        /// A data directory whose `ledger-key` to read.
+        #[arg(long, value_name = "DIR", env = "ISC_LEDGER_DATA")]
+        data: Option<PathBuf>,
+    },
+}
+
+/// `key new|show`.
+pub fn key(opts: &ClientOpts, a: KeyArgs) -> anyhow::Result<()> {
+    let (key, file) = match a.cmd {
+        KeyCmd::New { out } => {
+            let key = LedgerKey::generate()?;
+            key.save_new(&out)
+                .with_context(|| format!("cannot create the key file {}", out.display()))?;
+            (key, out)
+        }
+        KeyCmd::Show { key, data } => {
+            let file = key.unwrap_or_else(|| {
+                data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+                    .join(DEFAULT_KEY_FILE)
+            });
+            (LedgerKey::load(&file)?, file)
+        }
+    };
+    if opts.json {
+        println!(
+            "{}",
+            json!({"public_key": key.public_key_hex(), "file": file.display().to_string()})
+        );
+    } else {
+        println!("{}", key.public_key_hex());
+    }
+    Ok(())
+}
+
+fn hexs(v: &[u8]) -> String {
+    hex::encode(v)
+}
+
+fn hash_of(what: &str, b: &[u8]) -> anyhow::Result<Hash> {
+    Hash::try_from(b).map_err(|_| anyhow::anyhow!("{what}: expected 32 bytes, got {}", b.len()))
+}
+
+fn rpc_err(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("{:?}: {}", s.code(), s.message())
+}
+
+/// A signed head from the wire.
+pub fn tree_head_from_pb(h: &pb::SignedTreeHead) -> anyhow::Result<SignedTreeHead> {
+    Ok(SignedTreeHead {
+        tree_size: h.tree_size,
+        root_hash: hash_of("root_hash", &h.root_hash)?,
+        at: h.at,
+        signature: <[u8; 64]>::try_from(h.signature.as_slice())
+            .map_err(|_| anyhow::anyhow!("signature: expected 64 bytes"))?,
+        public_key: hash_of("public_key", &h.public_key)?,
+    })
+}
+
+/// The signed head a receipt carries (`None` when the server keeps no proofs).
+pub fn receipt_head(r: &pb::Receipt) -> Option<SignedTreeHead> {
+    if r.root_hash.is_empty() {
+        return None;
+    }
+    tree_head_from_pb(&pb::SignedTreeHead {
+        tree_size: r.tree_size,
+        root_hash: r.root_hash.clone(),
+        at: r.tree_at,
+        signature: r.tree_signature.clone(),
+        public_key: r.public_key.clone(),
+    })
+    .ok()
+}
+
+/// JSON form of an inclusion proof.
+pub fn inclusion_json(p: &pb::InclusionProof) -> Value {
+    json!({
+        "seq": p.seq,
+        "tree_size": p.tree_size,
+        "leaf_hash": hexs(&p.leaf_hash),
+        "path": p.path.iter().map(|h| hexs(h)).collect::<Vec<_>>(),
+    })
+}
+
+/// Adds the inclusion proof of a receipt's record under its own head to the
+/// receipt's JSON (one more call; left out, with a note on stderr, when the
+/// caller's role may not read proofs).
+pub async fn add_inclusion(client: &mut super::client::Client, r: &pb::Receipt, v: &mut Value) {
+    if r.tree_size == 0 || r.seq == 0 {
+        return;
+    }
+    match client
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            seq: r.seq,
+            tree_size: r.tree_size,
+        })
+        .await
+    {
+        Ok(p) => v["inclusion"] = inclusion_json(p.get_ref()),
+        Err(e) => eprintln!(
+            "note: no inclusion proof in this receipt ({:?}: {})",
+            e.code(),
+            e.message()
+        ),
+    }
+}
+
+/// `prove --seq N [--tree-size S]`.
+#[derive(Debug, Args)]
+pub struct ProveArgs {
+    /// The record.
+    #[arg(long)]
+    pub seq: u64,
+    /// The tree size (default: the newest signed head).
+    #[arg(long, default_value_t = 0)]
+    pub tree_size: u64,
+}
+
+/// `prove`: the inclusion proof of a record under a signed head, as the
+/// receipt JSON `check-receipt` reads.
+pub async fn prove(opts: &ClientOpts, a: ProveArgs) -> anyhow::Result<()> {
+    let mut c = opts.ledger().await?;
+    let head = c
+        .get_tree_head(pb::GetTreeHeadRequest {})
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    let head = tree_head_from_pb(&head)?;
+    let size = if a.tree_size == 0 {
+        head.tree_size
+    } else {
+        a.tree_size
+    };
+    if size != head.tree_size {
+        anyhow::bail!(
+            "only the newest signed head (size {}) can be fetched; prove under it or keep the receipt's head",
+            head.tree_size
+        );
+    }
+    let p = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            seq: a.seq,
+            tree_size: size,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    let out = json!({
+        "seq": a.seq,
+        "tree_head": head.to_json_value(),
+        "inclusion": inclusion_json(&p),
+    });
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+/// `check-receipt --public-key KEY FILE`.
+#[derive(Debug, Args)]
+pub struct CheckReceiptArgs {
+    /// The ledger's public key: 64 hex digits, or a file holding them (or a
+    /// key file).
+    #[arg(long, value_name = "KEY")]
+    pub public_key: String,
+    /// The receipt JSON (`-` for stdin).
+    pub file: PathBuf,
+}
+
+fn field<'a>(v: &'a Value, k: &str) -> Result<&'a Value, String> {
+    v.get(k).ok_or_else(|| format!("the receipt has no `{k}`"))
+}
+
+fn u64_field(v: &Value, k: &str) -> Result<u64, String> {
+    field(v, k)?
+        .as_u64()
+        .ok_or_else(|| format!("`{k}` is not an unsigned integer"))
+}
+
+fn hex_field(v: &Value, k: &str) -> Result<Hash, String> {
+    let s = field(v, k)?
+        .as_str()
+        .ok_or_else(|| format!("`{k}` is not a hex string"))?;
+    parse_hex::<32>(k, s).map_err(|e| e.to_string())
+}
+
+/// What `check-receipt` concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptCheck {
+    /// The record.
+    pub seq: u64,
+    /// The head it is included under.
+    pub head: SignedTreeHead,
+    /// Whether the record's own bytes were checked too.
+    pub record_checked: bool,
+}
+
+/// Checks a receipt JSON offline: the head's signature by `public_key`,
+/// then the record's inclusion under it. `Err` names what is wrong.
+pub fn check_receipt_json(v: &Value, public_key: &[u8; 32]) -> Result<ReceiptCheck, String> {
+    let head = SignedTreeHead::from_json_value(field(v, "tree_head")?)
+        .map_err(|e| format!("tree_head: {e}"))?;
+    head.verify_with(public_key).map_err(|e| e.to_string())?;
+    let inc = field(v, "inclusion")
+        .map_err(|e| format!("{e} (print receipts with --json under a role that may read proofs, or run `isc-ledger prove`)"))?;
+    let seq = u64_field(inc, "seq")?;
+    if let Some(s) = v.get("seq") {
+        if s.as_u64() != Some(seq) {
+            return Err(format!(
+                "the receipt is for seq {s} but the proof for seq {seq}"
+            ));
+        }
+    }
+    let size = u64_field(inc, "tree_size")?;
+    if size != head.tree_size {
+        return Err(format!(
+            "the proof is for a tree of size {size}, the signed head has size {}",
+            head.tree_size
+        ));
+    }
+    if seq == 0 || seq > size {
+        return Err(format!(
+            "seq {seq} is not in the signed tree of size {size}"
+        ));
+    }
+    let leaf = hex_field(inc, "leaf_hash")?;
+    let path = field(inc, "path")?
+        .as_array()
+        .ok_or("`path` is not a list")?
+        .iter()
+        .map(|h| {
+            h.as_str()
+                .ok_or_else(|| "`path` holds a non-string".to_string())
+                .and_then(|s| parse_hex::<32>("path", s).map_err(|e| e.to_string()))
+        })
+        .collect::<Result<Vec<Hash>, String>>()?;
+    let mut record_checked = false;
+    if let Some(rec) = v.get("record") {
+        let prev = hex_field(rec, "prev_hash")?;
+        let payload = hex::decode(
+            field(rec, "payload")?
+                .as_str()
+                .ok_or("`record.payload` is not hex")?,
+        )
+        .map_err(|e| format!("record.payload: {e}"))?;
+        let at = field(v, "at")?.as_i64().ok_or("`at` is not an integer")?;
+        let chain = record_hash(&prev, seq, at, &payload);
+        if leaf_hash(&chain) != leaf {
+            return Err(format!(
+                "record {seq}: its bytes do not hash to the proven leaf (altered record or wrong `at`)"
+            ));
+        }
+        record_checked = true;
+    }
+    verify_inclusion(seq - 1, size, &leaf, &path, &head.root_hash).map_err(|e| {
+        format!("record {seq} is not included under the signed head of size {size}: {e}")
+    })?;
+    Ok(ReceiptCheck {
+        seq,
+        head,
+        record_checked,
+    })
+}
+
+/// `check-receipt`; `Ok(false)` = the receipt does not check (exit 1).
+pub fn check_receipt(opts: &ClientOpts, a: &CheckReceiptArgs) -> anyhow::Result<bool> {
+    let key = parse_public_key(&a.public_key).context("--public-key")?;
+    let text = if a.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut s)?;
+        s
+    } else {
+        read_small_file(&a.file)?
+    };
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", a.file.display()))?;
+    match check_receipt_json(&v, &key) {
+        Ok(c) => {
+            if opts.json {
+                println!(
+                    "{}",
+                    json!({"ok": true, "seq": c.seq, "tree_size": c.head.tree_size,
+                           "root_hash": hexs(&c.head.root_hash), "record_checked": c.record_checked})
+                );
+            } else {
+                println!(
+                    "ok: record #{} is included under the signed head of size {} (root {}){}",
+                    c.seq,
+                    c.head.tree_size,
+                    hexs(&c.head.root_hash),
+                    if c.record_checked {
+                        ", record bytes checked"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(true)
+        }
+        Err(why) => {
+            if opts.json {
+                println!("{}", json!({"ok": false, "error": why}));
+            } else {
+                println!("FAILED: {why}");
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// `audit --server URL --state FILE`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The auditor's state file (created on the first run).
+    #[arg(long, value_name = "FILE")]
+    pub state: PathBuf,
+    /// Require heads signed by this key (hex, or a file); default: the key
+    /// of the state file, or on the first run the server's (printed).
+    #[arg(long, value_name = "KEY")]
+    pub public_key: Option<String>,
+}
+
+/// What the auditor keeps between runs.
+#[derive(Debug, Clone)]
+struct AuditState {
+    head: SignedTreeHead,
+    chain_hash: Hash,
+    frontier: Frontier,
+}
+
+impl AuditState {
+    fn to_json(&self, records_checked: u64) -> Value {
+        let mut v = self.head.to_json_value();
+        v["chain_hash"] = json!(hexs(&self.chain_hash));
+        v["frontier"] = json!(self
+            .frontier
+            .nodes()
+            .iter()
+            .map(|h| hexs(h))
+            .collect::<Vec<_>>());
+        v["records_checked_last_run"] = json!(records_checked);
+        v
+    }
+
+    fn from_json(v: &Value) -> anyhow::Result<AuditState> {
+        let head = SignedTreeHead::from_json_value(v)?;
+        let chain_hash = hex_field(v, "chain_hash").map_err(anyhow::Error::msg)?;
+        let nodes = v
+            .get("frontier")
+            .and_then(Value::as_array)
+            .context("no `frontier` (not an audit state file)")?
+            .iter()
+            .map(|h| {
+                h.as_str()
+                    .context("frontier holds a non-string")
+                    .and_then(|s| Ok(parse_hex::<32>("frontier", s)?))
+            })
+            .collect::<anyhow::Result<Vec<Hash>>>()?;
+        let frontier = Frontier::from_parts(head.tree_size, nodes)
+            .context("`frontier` does not fit `tree_size`")?;
+        if frontier.root() != head.root_hash {
+            anyhow::bail!("`frontier` does not give the saved root (state file damaged)");
+        }
+        Ok(AuditState {
+            head,
+            chain_hash,
+            frontier,
+        })
+    }
+}
+
+const FOLD_MAGIC: &[u8; 22] = b"isc-ledger-audit-fold\0";
+
+fn fold_path(state: &Path) -> PathBuf {
+    let mut p = state.as_os_str().to_owned();
+    p.push(".fold");
+    PathBuf::from(p)
+}
+
+fn save_fold(path: &Path, st: &AuditState, ledger: &Ledger) -> anyhow::Result<()> {
+    let mut out = Vec::with_capacity(1 << 20);
+    out.extend_from_slice(FOLD_MAGIC);
+    out.extend_from_slice(&Ledger::schema().to_be_bytes());
+    out.extend_from_slice(&st.head.tree_size.to_be_bytes());
+    out.extend_from_slice(&st.chain_hash);
+    bincode::serde::encode_into_std_write(ledger, &mut out, bincode::config::standard())
+        .context("cannot encode the replayed ledger")?;
+    write_file_atomic(path, &out, true)?;
+    Ok(())
+}
+
+/// The saved fold, when it is the fold of exactly the saved state.
+fn load_fold(path: &Path, st: &AuditState) -> Option<Ledger> {
+    let b = std::fs::read(path).ok()?;
+    let rest = b.strip_prefix(FOLD_MAGIC.as_slice())?;
+    let (schema, rest) = rest.split_at_checked(8)?;
+    let (size, rest) = rest.split_at_checked(8)?;
+    let (hash, rest) = rest.split_at_checked(32)?;
+    if schema != Ledger::schema().to_be_bytes()
+        || size != st.head.tree_size.to_be_bytes()
+        || hash != st.chain_hash
+    {
+        return None;
+    }
+    let (ledger, used) =
+        bincode::serde::decode_from_slice::<Ledger, _>(rest, bincode::config::standard()).ok()?;
+    (used == rest.len() && ledger.last_seq() == st.head.tree_size).then_some(ledger)
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    if std::io::stderr().is_terminal() {
+        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")
+        {
+            bar.set_style(style);
+        }
+        bar.set_message(what.to_owned());
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// What one audit run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditReport {
+    /// The newest signed head, now saved.
+    pub head: SignedTreeHead,
+    /// Size of the head the run started from (0 on a first run).
+    pub from_size: u64,
+    /// Records streamed and checked in this run.
+    pub records_checked: u64,
+    /// Whether the fold continued from the saved one (else a full replay).
+    pub incremental_fold: bool,
+}
+
+/// Either a finding (the ledger fails the audit) or a tool error.
+#[derive(Debug)]
+pub enum AuditOutcome {
+    /// The audit passed.
+    Ok(AuditReport),
+    /// The ledger fails: what is wrong, for a person.
+    Failed(String),
+}
+
+/// Runs one audit against the server; saves the state only when it passes.
+pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<AuditOutcome> {
+    macro_rules! fail {
+        ($($t:tt)*) => { return Ok(AuditOutcome::Failed(format!($($t)*))) };
+    }
+    let saved = if a.state.exists() {
+        let text = read_small_file(&a.state)?;
+        let v: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not JSON", a.state.display()))?;
+        Some(
+            AuditState::from_json(&v)
+                .with_context(|| format!("{} is not a usable audit state", a.state.display()))?,
+        )
+    } else {
+        None
+    };
+    let want_key = match (&a.public_key, &saved) {
+        (Some(k), _) => Some(parse_public_key(k).context("--public-key")?),
+        (None, Some(s)) => Some(s.head.public_key),
+        (None, None) => None,
+    };
+    if let Some(s) = &saved {
+        if let Err(e) = s.head.verify_with(&want_key.unwrap_or(s.head.public_key)) {
+            fail!(
+                "the saved head in {} does not verify: {e}",
+                a.state.display()
+            );
+        }
+    }
+    let mut c = opts.ledger().await?;
+    let head = c
+        .get_tree_head(pb::GetTreeHeadRequest {})
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    let head = tree_head_from_pb(&head)?;
+    let key = want_key.unwrap_or(head.public_key);
+    if let Err(e) = head.verify_with(&key) {
+        fail!("the server's newest tree head does not verify: {e}");
+    }
+    // The log only grew: a consistency proof from the saved head.
+    if let Some(s) = &saved {
+        if head.tree_size < s.head.tree_size {
+            fail!(
+                "the log shrank: the server's signed head has size {}, the saved one {} (records {}..{} are gone)",
+                head.tree_size,
+                s.head.tree_size,
+                head.tree_size + 1,
+                s.head.tree_size
+            );
+        }
+        if s.head.tree_size > 0 {
+            let p = c
+                .get_consistency_proof(pb::GetConsistencyProofRequest {
+                    first_size: s.head.tree_size,
+                    second_size: head.tree_size,
+                })
+                .await
+                .map_err(rpc_err)?
+                .into_inner();
+            let path = p
+                .path
+                .iter()
+                .map(|h| hash_of("consistency path", h))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if let Err(e) = verify_consistency(
+                s.head.tree_size,
+                head.tree_size,
+                &s.head.root_hash,
+                &head.root_hash,
+                &path,
+            ) {
+                fail!(
+                    "the log was rewritten: the head of size {} is not an extension of the saved head of size {} ({e})",
+                    head.tree_size,
+                    s.head.tree_size
+                );
+            }
+        } else if head.tree_size == 0 && head.root_hash != s.head.root_hash {
+            fail!("the empty tree's root changed");
+        }
+    }
+    // Continue the chain, the tree and the fold from the saved state, or
+    // start from nothing.
+    let (mut chain, mut frontier, from_size) = match &saved {
+        Some(s) => (s.chain_hash, s.frontier.clone(), s.head.tree_size),
+        None => (GENESIS_HASH, Frontier::new(), 0),
+    };
+    let fold_file = fold_path(&a.state);
+    let saved_fold = saved.as_ref().and_then(|s| load_fold(&fold_file, s));
+    let incremental_fold = saved_fold.is_some();
+    let mut ledger = saved_fold.unwrap_or_else(|| Ledger::new(Policy::default()));
+    // Without the fold of the saved records, replay them (their hashes are
+    // checked again, against the saved chain hash).
+    let replay_from = ledger.last_seq() + 1;
+    let bar = progress(head.tree_size.saturating_sub(replay_from - 1), "audit");
+    let mut stream = c
+        .read_log(pb::ReadLogRequest {
+            from_seq: replay_from,
+            to_seq: head.tree_size,
+        })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    let mut next = replay_from;
+    let mut old_chain = GENESIS_HASH;
+    let mut checked = 0u64;
+    let mut last_at = 0i64;
+    while next <= head.tree_size {
+        let r = match stream.message().await {
+            Ok(Some(r)) => r,
+            Ok(None) => fail!(
+                "the server's log stream ended at seq {} but its signed head has size {}",
+                next - 1,
+                head.tree_size
+            ),
+            Err(e) => fail!(
+                "reading the log at seq {next}: {:?}: {}",
+                e.code(),
+                e.message()
+            ),
+        };
+        if r.seq != next {
+            fail!("record {next}: the stream sent seq {} instead", r.seq);
+        }
+        let Ok(version) = u8::try_from(r.version) else {
+            fail!("record {next}: unknown record version {}", r.version);
+        };
+        if version != codec::RECORD_VERSION_1 {
+            fail!("record {next}: unknown record version {version}");
+        }
+        let (Ok(prev), Ok(hash)) = (hash_of("prev_hash", &r.prev_hash), hash_of("hash", &r.hash))
+        else {
+            fail!("record {next}: hashes are not 32 bytes");
+        };
+        let running = if next <= from_size {
+            &mut old_chain
+        } else {
+            &mut chain
+        };
+        if prev != *running {
+            fail!("record {next}: prev_hash does not match the hash of the record before (chain broken)");
+        }
+        let computed = record_hash(&prev, next, r.at, &r.payload);
+        if computed != hash {
+            fail!("record {next}: its hash does not match its bytes (altered)");
+        }
+        *running = hash;
+        if next > from_size {
+            frontier.push(&hash);
+        } else if next == from_size && hash != chain {
+            fail!("record {next}: differs from the record the last audit saw");
+        }
+        let raw = codec::RawRecord {
+            seq: next,
+            at: r.at,
+            version,
+            event: &r.payload,
+        };
+        let event: Event = match decode_event_serde(&raw) {
+            Ok(e) => e,
+            Err(e) => fail!("record {next}: {e}"),
+        };
+        if let Err(e) = ledger.apply_quiet(next, &event) {
+            fail!("record {next}: the replay refuses it: {}", e.0);
+        }
+        last_at = r.at;
+        checked += 1;
+        next += 1;
+        if checked.is_multiple_of(65_536) {
+            bar.set_position(checked);
+        }
+    }
+    bar.finish_and_clear();
+    if frontier.size() != head.tree_size || frontier.root() != head.root_hash {
+        fail!(
+            "the Merkle root of records 1..{} is {}, the signed head says {}",
+            head.tree_size,
+            hexs(&frontier.root()),
+            hexs(&head.root_hash)
+        );
+    }
+    if head.tree_size > 0 && head.tree_size > from_size && last_at != head.at {
+        fail!(
+            "the signed head's at {} is not the at {} of its last record",
+            head.at,
+            last_at
+        );
+    }
+    let state = AuditState {
+        head,
+        chain_hash: chain,
+        frontier,
+    };
+    save_fold(&fold_file, &state, &ledger)?;
+    let mut text = serde_json::to_string_pretty(&state.to_json(checked))?;
+    text.push('\n');
+    write_file_atomic(&a.state, text.as_bytes(), true)?;
+    Ok(AuditOutcome::Ok(AuditReport {
+        head,
+        from_size,
+        records_checked: checked,
+        incremental_fold,
+    }))
+}
+
+/// `audit --server`; `Ok(false)` = the ledger fails the audit (exit 1).
+pub async fn audit(opts: &ClientOpts, a: &AuditArgs, out: &mut impl Write) -> anyhow::Result<bool> {
+    match run_audit(opts, a).await? {
+        AuditOutcome::Ok(r) => {
+            if opts.json {
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"ok": true, "tree_size": r.head.tree_size, "from_size": r.from_size,
+                           "records_checked": r.records_checked, "root_hash": hexs(&r.head.root_hash),
+                           "at": r.head.at, "public_key": hexs(&r.head.public_key),
+                           "incremental": r.incremental_fold})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "ok: {} records under the signed head of size {} (root {}, key {}); {} checked this run{}",
+                    r.head.tree_size,
+                    r.head.tree_size,
+                    hexs(&r.head.root_hash),
+                    hexs(&r.head.public_key),
+                    r.records_checked,
+                    if r.from_size > 0 {
+                        format!(", the log only grew since size {}", r.from_size)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
+            Ok(true)
+        }
+        AuditOutcome::Failed(why) => {
+            if opts.json {
+                writeln!(out, "{}", json!({"ok": false, "error": why}))?;
+            } else {
+                writeln!(out, "audit FAILED: {why}")?;
+            }
+            Ok(false)
+        }
+    }
+}

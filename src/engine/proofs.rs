@@ -1,0 +1,319 @@
+//! The engine's Merkle tree and signed heads (spec §13).
+//!
+//! The writer owns the ledger key and, after each group commit, pushes the
+//! new records' chain hashes into the tree (derived from the log, never a
+//! second truth: a restart rebuilds it from the records), signs the head
+//! and publishes it. Readers (tree heads, proofs) share the tree under a
+//! read lock held only while a proof is computed (microseconds); the writer
+//! takes the write lock only to push a batch's leaves.
+//!
+//! The head file (`LogStore::save_signed_head`) is written lagging: without
+//! fsync at most every [`HEAD_FILE_EVERY`] after a commit, with fsync at
+//! most every [`HEAD_FILE_DURABLE_EVERY`] and at a clean stop (exact). No
+//! extra fdatasync per batch.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::store::merkle::{leaf_hash, MerkleTree};
+use crate::store::sth::{LedgerKey, SignedTreeHead};
+use crate::store::{Hash, LogStore, StoreError};
+
+/// Un-synced head-file writes are at least this far apart.
+pub const HEAD_FILE_EVERY: Duration = Duration::from_millis(10);
+/// Durable (fsynced) head-file writes are at least this far apart; also
+/// the period at which a lagging head file is caught up when idle.
+pub const HEAD_FILE_DURABLE_EVERY: Duration = Duration::from_secs(1);
+
+/// Leaves read per store call when the tree is rebuilt at start-up.
+const REBUILD_CHUNK: u64 = 1 << 16;
+
+/// An inclusion proof (spec §13 `InclusionProof`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The record's seq (leaf index + 1).
+    pub seq: u64,
+    /// The tree size the path is for.
+    pub tree_size: u64,
+    /// `SHA-256(0x00 ‖ chain_hash)` of the record.
+    pub leaf_hash: Hash,
+    /// Audit path, leaf to root.
+    pub path: Vec<Hash>,
+}
+
+/// A consistency proof (spec §13 `ConsistencyProof`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyProof {
+    /// Older size.
+    pub first_size: u64,
+    /// Newer size.
+    pub second_size: u64,
+    /// RFC 9162 §2.1.4 path (empty when the sizes are equal).
+    pub path: Vec<Hash>,
+}
+
+/// Why a proof query is refused (mapped to gRPC codes by `api`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofQueryError {
+    /// Malformed query (`INVALID_ARGUMENT`).
+    #[error("{0}")]
+    Invalid(String),
+    /// A size beyond the log (`OUT_OF_RANGE`).
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The engine cannot answer (`UNAVAILABLE`).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The tree and the newest signed head, shared with readers.
+#[derive(Debug)]
+pub(crate) struct TreeState {
+    pub(crate) tree: MerkleTree,
+    /// The newest signed head (size ≤ tree size).
+    pub(crate) head: SignedTreeHead,
+}
+
+impl TreeState {
+    pub(crate) fn inclusion(
+        &self,
+        seq: u64,
+        tree_size: u64,
+    ) -> Result<InclusionProof, ProofQueryError> {
+        if seq == 0 {
+            return Err(ProofQueryError::Invalid("seq must be at least 1".into()));
+        }
+        let newest = self.head.tree_size;
+        if tree_size > newest {
+            return Err(ProofQueryError::OutOfRange(format!(
+                "tree_size {tree_size} is beyond the log (newest signed head has size {newest})"
+            )));
+        }
+        let size = if tree_size == 0 { newest } else { tree_size };
+        if seq > size {
+            return Err(ProofQueryError::Invalid(format!(
+                "seq {seq} is not in the tree of size {size}"
+            )));
+        }
+        let leaf = self.tree.leaf(seq - 1);
+        let path = self.tree.inclusion_proof(seq - 1, size);
+        match (leaf, path) {
+            (Some(leaf_hash), Some(path)) => Ok(InclusionProof {
+                seq,
+                tree_size: size,
+                leaf_hash,
+                path,
+            }),
+            _ => Err(ProofQueryError::Unavailable(
+                "the tree is behind its head".into(),
+            )),
+        }
+    }
+
+    pub(crate) fn consistency(
+        &self,
+        first_size: u64,
+        second_size: u64,
+    ) -> Result<ConsistencyProof, ProofQueryError> {
+        if first_size == 0 {
+            return Err(ProofQueryError::Invalid(
+                "first_size must be at least 1".into(),
+            ));
+        }
+        let newest = self.head.tree_size;
+        for s in [first_size, second_size] {
+            if s > newest {
+                return Err(ProofQueryError::OutOfRange(format!(
+                    "size {s} is beyond the log (newest signed head has size {newest})"
+                )));
+            }
+        }
+        let second = if second_size == 0 {
+            newest
+        } else {
+            second_size
+        };
+        if first_size > second {
+            return Err(ProofQueryError::Invalid(format!(
+                "first_size {first_size} is larger than second_size {second}"
+            )));
+        }
+        self.tree
+            .consistency_proof(first_size, second)
+            .map(|path| ConsistencyProof {
+                first_size,
+                second_size: second,
+                path,
+            })
+            .ok_or_else(|| ProofQueryError::Unavailable("the tree is behind its head".into()))
+    }
+}
+
+/// Why the proofs could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProofsStartError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The key could not be loaded or created.
+    #[error("ledger key: {0}")]
+    Key(crate::store::sth::SthError),
+    /// The stored head says the log was longer, or different.
+    #[error("{0}")]
+    HeadMismatch(String),
+}
+
+/// Rebuilds the tree from the log's chain hashes and checks it against the
+/// stored signed head: a log shorter than that head is missing acknowledged
+/// records, one with another root at that size was rewritten. Either is
+/// refused (the operator runs `verify`). With `shared_log` (several nodes
+/// on one database) another writer may have appended since this node read
+/// the log's head, so a larger stored head is not a loss.
+pub(crate) fn rebuild<L: LogStore<crate::domain::Event>>(
+    log: &L,
+    shared_log: bool,
+) -> Result<MerkleTree, ProofsStartError> {
+    let started = Instant::now();
+    let size = log.head().seq;
+    let mut tree = MerkleTree::new();
+    let mut from = 1;
+    while from <= size {
+        let to = size.min(from + REBUILD_CHUNK - 1);
+        for h in log.chain_hashes(from, to)? {
+            tree.push_leaf_hash(leaf_hash(&h));
+        }
+        from = to + 1;
+    }
+    if tree.size() != size {
+        return Err(ProofsStartError::HeadMismatch(format!(
+            "the log has {size} records but only {} chain hashes were read",
+            tree.size()
+        )));
+    }
+    tracing::info!(
+        records = size,
+        ms = started.elapsed().as_millis() as u64,
+        "Merkle tree rebuilt from the log"
+    );
+    if let Some(stored) = log.load_signed_head()? {
+        if stored.tree_size > size && shared_log {
+            tracing::info!(
+                stored = stored.tree_size,
+                log = size,
+                "the stored signed head is ahead: another node appended meanwhile"
+            );
+        } else if stored.tree_size > size {
+            return Err(ProofsStartError::HeadMismatch(format!(
+                "records {}..{} acknowledged under the signed head of size {} are missing from the log (run `isc-ledger verify`)",
+                size + 1,
+                stored.tree_size,
+                stored.tree_size
+            )));
+        }
+        if stored.tree_size <= size && tree.root_at(stored.tree_size) != Some(stored.root_hash) {
+            return Err(ProofsStartError::HeadMismatch(format!(
+                "the log's first {} records do not have the root of the stored signed head (the log was rewritten; run `isc-ledger verify`)",
+                stored.tree_size
+            )));
+        }
+    }
+    Ok(tree)
+}
+
+/// Loads the signing key, or creates `<dir>/ledger-key` on first start. A
+/// PostgreSQL store has no directory: without `--signing-key` it signs with
+/// a key of this run only (warned: auditors pin the key, so every node and
+/// restart must get the same `--signing-key FILE`).
+pub(crate) fn load_key(
+    explicit: Option<&Path>,
+    store: &crate::store::StoreLocation,
+) -> Result<LedgerKey, ProofsStartError> {
+    let dir = match (explicit, store) {
+        (None, crate::store::StoreLocation::Dir(d)) => d.as_path(),
+        (None, _) => {
+            let key = LedgerKey::generate().map_err(ProofsStartError::Key)?;
+            tracing::warn!(
+                public_key = %key.public_key_hex(),
+                "no --signing-key with a database store: signing with a key of this run only; give every node the same `--signing-key FILE` (isc-ledger key new)"
+            );
+            return Ok(key);
+        }
+        _ => Path::new(""),
+    };
+    match explicit {
+        Some(p) => {
+            let key = LedgerKey::load(p).map_err(ProofsStartError::Key)?;
+            tracing::info!(public_key = %key.public_key_hex(), file = %p.display(), "ledger signing key loaded");
+            Ok(key)
+        }
+        None => {
+            let path = dir.join(crate::store::sth::DEFAULT_KEY_FILE);
+            let (key, created) = LedgerKey::load_or_create(&path).map_err(ProofsStartError::Key)?;
+            if created {
+                tracing::info!(
+                    public_key = %key.public_key_hex(), file = %path.display(),
+                    "created a new ledger signing key"
+                );
+            } else {
+                tracing::info!(public_key = %key.public_key_hex(), "ledger signing key loaded");
+            }
+            Ok(key)
+        }
+    }
+}
+
+/// The writer's side: the key and the head file's lag.
+pub(crate) struct Signer {
+    pub(crate) key: LedgerKey,
+    /// Size of the head last written to the head file, and whether durably.
+    file_size: u64,
+    file_durable: bool,
+    last_write: Instant,
+    last_durable: Instant,
+}
+
+impl Signer {
+    pub(crate) fn new(key: LedgerKey) -> Signer {
+        let now = Instant::now();
+        Signer {
+            key,
+            file_size: u64::MAX,
+            file_durable: false,
+            last_write: now,
+            last_durable: now,
+        }
+    }
+
+    /// Writes `head` to the head file if the lag policy says so (`force`:
+    /// now and durably, as at a clean stop). Failures are logged: the head
+    /// file is derived and never blocks a commit.
+    pub(crate) fn save<L: LogStore<crate::domain::Event>>(
+        &mut self,
+        log: &L,
+        head: &SignedTreeHead,
+        force: bool,
+    ) {
+        let now = Instant::now();
+        let current = self.file_size == head.tree_size;
+        if current
+            && (self.file_durable || !force && now < self.last_durable + HEAD_FILE_DURABLE_EVERY)
+        {
+            return;
+        }
+        let durable = force || now >= self.last_durable + HEAD_FILE_DURABLE_EVERY;
+        if !durable && now < self.last_write + HEAD_FILE_EVERY {
+            return;
+        }
+        match log.save_signed_head(head, durable) {
+            Ok(()) => {
+                self.file_size = head.tree_size;
+                self.file_durable = durable;
+                self.last_write = now;
+                if durable {
+                    self.last_durable = now;
+                }
+            }
+            Err(e) => tracing::warn!("cannot write the signed tree head file: {e}"),
+        }
+    }
+}

@@ -18,7 +18,7 @@ use super::error::Rejection;
 use super::event::{Decision, Event, EventBody, Notice, NoticeKind};
 use super::ids::{check_id, check_key};
 use super::ledger::Ledger;
-use super::money::{Nano, UnixSeconds, MAX_REPORTED_INSTANT, SECONDS_PER_DAY, SECONDS_PER_MONTH};
+use super::money::{UnixSeconds, MAX_REPORTED_INSTANT, SECONDS_PER_DAY, SECONDS_PER_MONTH};
 use super::Receipt;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -602,18 +602,4 @@ pub fn expiring_history(
     }
     out.sort_by(|a, b| (a.at, &a.pbx_id).cmp(&(b.at, &b.pbx_id)));
     out
-}
-
-/// The plan purchases of a statement line: what the account paid and for
-/// which coverage (kept here so `report` needs no maintenance knowledge).
-pub fn plan_charge(body: &EventBody) -> Option<(Nano, &str, &str)> {
-    match body {
-        EventBody::PlanBought {
-            price,
-            pbx_id,
-            plan,
-            ..
-        } => Some((*price, pbx_id.as_str(), plan.as_str())),
-        _ => None,
-    }
 }

@@ -167,11 +167,19 @@ async fn setup(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<()> {
         catalogue_toml: String::new(),
         ..Default::default()
     };
-    match c.publish_price_list(req).await {
-        Ok(_) => Ok(()),
-        // A list already exists (a previous run): use it.
-        Err(s) if s.code() == tonic::Code::FailedPrecondition => Ok(()),
-        Err(s) => Err(anyhow::anyhow!("cannot publish the bench price list: {s}")),
+    // A node that just started on PostgreSQL answers UNAVAILABLE until it
+    // holds the writer lease: wait for it (bounded).
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        match c.publish_price_list(req.clone()).await {
+            Ok(_) => return Ok(()),
+            // A list already exists (a previous run): use it.
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => return Ok(()),
+            Err(s) if s.code() == tonic::Code::Unavailable && Instant::now() < until => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(s) => return Err(anyhow::anyhow!("cannot publish the bench price list: {s}")),
+        }
     }
 }
 

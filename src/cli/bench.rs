@@ -7,6 +7,16 @@
 //! the other — a directory, a PostgreSQL URL, or `sled-temp` / `pg-temp`
 //! for a fresh temp dir / a throwaway PostgreSQL cluster of its own — and
 //! prints the figures side by side: the same load on each backend.
+//!
+//! With `--console` the console and `/metrics` are loaded alongside the
+//! gRPC clients: the page is reloaded every `--console-every` by each of
+//! `--console-pages` loops (an operator's open browser tabs; `0s`: back to
+//! back, a stress figure) and `/metrics` is scraped every second (a
+//! Prometheus scraper), their latencies reported too. With `--store` the
+//! bench then starts each server twice per round, once without HTTP
+//! listeners (plain) and once with the console and `/metrics` loaded
+//! (busy), `--rounds` times in alternation, and prints the difference of
+//! the means: the writer's cost of the console.
 
 use std::time::{Duration, Instant};
 
@@ -39,14 +49,30 @@ pub struct BenchLoadArgs {
     /// Version of the price list the bench publishes if none exists.
     #[arg(long, default_value_t = 1)]
     pub price_version: u32,
-    /// Meanwhile reload this console URL in a loop (one request at a time,
-    /// with the client's --token as bearer), e.g. http://127.0.0.1:8080/accounts.
-    #[arg(long, value_name = "URL")]
+    /// Meanwhile reload this console page (with the client's --token as
+    /// bearer): a URL against --server, e.g. http://127.0.0.1:8080/accounts;
+    /// with --store a path, e.g. /accounts, on the console the bench starts
+    /// beside each server (plain/busy pairs, see --rounds; /metrics is then
+    /// scraped every second too).
+    #[arg(long, value_name = "URL|PATH")]
     pub console: Option<String>,
-    /// Meanwhile scrape this metrics URL every second, e.g.
-    /// http://127.0.0.1:9464/metrics.
+    /// Pace of each reload loop: one reload every DURATION (1s: an open
+    /// browser page an operator keeps reloading); 0s reloads back to back,
+    /// one request at a time (a stress figure, not an operator's load).
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub console_every: String,
+    /// Reload loops at once (open pages), each at --console-every.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub console_pages: usize,
+    /// Meanwhile scrape this metrics URL every second (a Prometheus
+    /// scraper), e.g. http://127.0.0.1:9464/metrics.
     #[arg(long, value_name = "URL")]
     pub metrics: Option<String>,
+    /// With --store and --console: how many plain/busy pairs to run per
+    /// store, alternated (plain, busy, plain, busy, ...), each on a fresh
+    /// server (and a fresh store for sled-temp/pg-temp).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub rounds: usize,
     /// Start a server on this store and load it (instead of `--server`):
     /// DIR, a postgres:// URL, `sled-temp` or `pg-temp`. Repeat to compare
     /// stores under the same load. `ISC_BENCH_QUICK=1` shortens each run to 2 s.
@@ -92,6 +118,35 @@ struct SideTally {
     ok: u64,
     failed: u64,
     us: Vec<u32>,
+}
+
+/// What a side load measured, for the summary.
+#[derive(Debug, Clone, Default)]
+pub struct SideFigures {
+    /// Answers with 200.
+    pub ok: u64,
+    /// Other answers and failed connections.
+    pub failed: u64,
+    /// Latency percentiles (ms): p50, p99.
+    pub ms: [f64; 2],
+}
+
+impl SideTally {
+    fn merge(mut self, o: SideTally) -> SideTally {
+        self.ok += o.ok;
+        self.failed += o.failed;
+        self.us.extend(o.us);
+        self.us.sort_unstable();
+        self
+    }
+
+    fn figures(&self) -> SideFigures {
+        SideFigures {
+            ok: self.ok,
+            failed: self.failed,
+            ms: [pct(&self.us, 0.50), pct(&self.us, 0.99)],
+        }
+    }
 }
 
 /// Repeats GETs of `url` until `deadline`, every `period` (or back to back).
@@ -276,25 +331,27 @@ pub struct LoadFigures {
     pub read_p99_ms: f64,
     /// Failed calls.
     pub errors: u64,
+    /// Console reloads, when loaded.
+    pub console: Option<SideFigures>,
+    /// Metrics scrapes, when loaded.
+    pub scrapes: Option<SideFigures>,
 }
 
 /// Runs the load (against `--server`, or a server of its own per `--store`)
 /// and prints the figures.
 pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
     if a.store.is_empty() {
-        return run_load(opts, &a).await.map(|_| ());
+        return run_load(opts, &a, a.console.clone(), a.metrics.clone())
+            .await
+            .map(|_| ());
+    }
+    if a.console.is_some() {
+        return run_console_pairs(opts, &a).await;
     }
     let mut rows = Vec::new();
     for store in &a.store {
-        let server = BenchServer::start(store).await?;
-        let o = ClientOpts {
-            server: server.url.clone(),
-            ..opts.clone()
-        };
-        let res = run_load(&o, &a).await;
-        let label = server.label.clone();
-        server.stop().await;
-        rows.push((label, res?));
+        let (label, f) = run_on_store(opts, &a, store, false).await?;
+        rows.push((label, f));
     }
     println!("\nsame load, {} clients:", a.clients);
     println!(
@@ -310,17 +367,124 @@ pub async fn run(opts: &ClientOpts, a: BenchLoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One run on a server of its own on `store`; `busy`: with the console and
+/// `/metrics` listening and loaded (`--console` is then a path).
+async fn run_on_store(
+    opts: &ClientOpts,
+    a: &BenchLoadArgs,
+    store: &str,
+    busy: bool,
+) -> anyhow::Result<(String, LoadFigures)> {
+    let server = BenchServer::start(store, busy).await?;
+    let o = ClientOpts {
+        server: server.url.clone(),
+        ..opts.clone()
+    };
+    let (console, metrics) = match (&server.http, busy) {
+        (Some((console, metrics)), true) => (
+            a.console
+                .as_deref()
+                .map(|p| format!("{console}{}", p.strip_prefix('/').unwrap_or(p))),
+            Some(metrics.clone()),
+        ),
+        _ => (None, None),
+    };
+    let res = run_load(&o, a, console, metrics).await;
+    let label = server.label.clone();
+    server.stop().await;
+    Ok((label, res?))
+}
+
+/// `--store … --console PATH`: plain and busy runs in alternation, then the
+/// difference of the means.
+async fn run_console_pairs(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for (i, store) in a.store.iter().enumerate() {
+        for round in 1..=a.rounds.max(1) {
+            for busy in [false, true] {
+                let (label, f) = run_on_store(opts, a, store, busy).await?;
+                rows.push((i, label, round, busy, f));
+            }
+        }
+    }
+    let pace = match super::parse_wait(&a.console_every)? {
+        d if d.is_zero() => "back to back".to_owned(),
+        d => format!("every {d:?}"),
+    };
+    println!(
+        "\nsame load, {} clients; busy: {} page(s) {} reloaded {pace}, /metrics scraped every 1s:",
+        a.clients,
+        a.console_pages.max(1),
+        a.console.as_deref().unwrap_or("")
+    );
+    println!(
+        "  {:<30} {:>5} {:>5} {:>10} {:>7} {:>7} {:>8} {:>16} {:>16}",
+        "store",
+        "round",
+        "run",
+        "durable/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "console p50/p99",
+        "scrape p50/p99"
+    );
+    let side = |s: &Option<SideFigures>| {
+        s.as_ref().map_or("-".to_owned(), |s| {
+            format!("{:.1}/{:.1} ms", s.ms[0], s.ms[1])
+        })
+    };
+    for (_, label, round, busy, f) in &rows {
+        println!(
+            "  {:<30} {:>5} {:>5} {:>10.0} {:>7.2} {:>7.2} {:>8} {:>16} {:>16}",
+            label,
+            round,
+            if *busy { "busy" } else { "plain" },
+            f.writes_per_s,
+            f.write_ms[0],
+            f.write_ms[1],
+            f.errors,
+            side(&f.console),
+            side(&f.scrapes)
+        );
+    }
+    for i in 0..a.store.len() {
+        let mean = |busy: bool| {
+            let v: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.0 == i && r.3 == busy)
+                .map(|r| r.4.writes_per_s)
+                .collect();
+            v.iter().sum::<f64>() / v.len().max(1) as f64
+        };
+        let label = rows.iter().find(|r| r.0 == i).map_or("", |r| r.1.as_str());
+        let (plain, busy) = (mean(false), mean(true));
+        println!(
+            "  {label}: plain mean {plain:.0}/s, busy mean {busy:.0}/s: {:+.1} %",
+            if plain > 0.0 {
+                (busy / plain - 1.0) * 100.0
+            } else {
+                0.0
+            }
+        );
+    }
+    Ok(())
+}
+
 /// A `serve` process on a store, for the duration of one run.
 struct BenchServer {
     label: String,
     url: String,
+    /// With HTTP listeners: the console's base URL (`http://ADDR/`) and the
+    /// metrics URL.
+    http: Option<(String, String)>,
     child: std::process::Child,
     _dir: Option<tempfile::TempDir>,
     _cluster: Option<crate::store::pg_temp::TempCluster>,
 }
 
 impl BenchServer {
-    async fn start(store: &str) -> anyhow::Result<BenchServer> {
+    async fn start(store: &str, http: bool) -> anyhow::Result<BenchServer> {
         let mut dir = None;
         let mut cluster = None;
         let (label, args): (String, Vec<String>) = match store {
@@ -356,6 +520,16 @@ impl BenchServer {
             .arg("serve")
             .args(&args)
             .args(["--listen", "127.0.0.1:0"])
+            .args(if http {
+                &[
+                    "--http-listen",
+                    "127.0.0.1:0",
+                    "--metrics-listen",
+                    "127.0.0.1:0",
+                ][..]
+            } else {
+                &[][..]
+            })
             .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
@@ -363,19 +537,31 @@ impl BenchServer {
             .spawn()
             .context("cannot start isc-ledger serve")?;
         let stdout = child.stdout.take().context("server stdout")?;
-        // Read the address line, then keep draining stdout so the server
+        // Read the address lines, then keep draining stdout so the server
         // never blocks on a full pipe (a thread: it ends with the server).
-        let (tx, rx) = tokio::sync::oneshot::channel::<Option<String>>();
+        // `serve` prints the gRPC line first, then those of the listeners.
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<[String; 3]>>();
         std::thread::spawn(move || {
             use std::io::BufRead;
             let mut tx = Some(tx);
+            let mut addrs: [String; 3] = Default::default();
             for line in std::io::BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(a) = line.strip_prefix("listening on ") {
+                for (i, prefix) in ["listening on ", "console on ", "metrics on "]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if let Some(a) = line.strip_prefix(prefix) {
+                        addrs[i] = a.trim().to_owned();
+                    }
+                }
+                let ready = !addrs[0].is_empty()
+                    && (!http || (!addrs[1].is_empty() && !addrs[2].is_empty()));
+                if ready {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(Some(a.trim().to_owned()));
+                        let _ = tx.send(Some(addrs.clone()));
                     }
                 }
             }
@@ -383,17 +569,19 @@ impl BenchServer {
                 let _ = tx.send(None);
             }
         });
-        let addr = match tokio::time::timeout(Duration::from_secs(120), rx).await {
-            Ok(Ok(Some(a))) => a,
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                anyhow::bail!("the server on {label} did not start (see its messages above)");
-            }
-        };
+        let [addr, console, metrics] =
+            match tokio::time::timeout(Duration::from_secs(120), rx).await {
+                Ok(Ok(Some(a))) => a,
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    anyhow::bail!("the server on {label} did not start (see its messages above)");
+                }
+            };
         Ok(BenchServer {
             label,
             url: format!("http://{addr}"),
+            http: http.then_some((console, metrics)),
             child,
             _dir: dir,
             _cluster: cluster,
@@ -417,7 +605,12 @@ impl BenchServer {
 }
 
 /// One run of the load against `opts.server`.
-async fn run_load(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<LoadFigures> {
+async fn run_load(
+    opts: &ClientOpts,
+    a: &BenchLoadArgs,
+    console: Option<String>,
+    metrics: Option<String>,
+) -> anyhow::Result<LoadFigures> {
     let quick = std::env::var_os("ISC_BENCH_QUICK").is_some();
     let secs = if quick {
         2
@@ -425,6 +618,8 @@ async fn run_load(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<LoadFi
         parse_duration_s(&a.duration)?.max(1)
     };
     let a = a.clone();
+    let every = super::parse_wait(&a.console_every).context("--console-every")?;
+    let every = (!every.is_zero()).then_some(every);
     setup(opts, &a).await?;
     let run = format!(
         "{:x}",
@@ -440,14 +635,13 @@ async fn run_load(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<LoadFi
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs as u64);
     let bearer = opts.token.clone();
-    let console = a
-        .console
-        .clone()
-        .map(|u| tokio::spawn(side_load(u, bearer.clone(), None, deadline)));
-    let scrapes = a
-        .metrics
-        .clone()
-        .map(|u| tokio::spawn(side_load(u, None, Some(Duration::from_secs(1)), deadline)));
+    let pages: Vec<_> = console
+        .iter()
+        .flat_map(|u| std::iter::repeat_n(u, a.console_pages.max(1)))
+        .map(|u| tokio::spawn(side_load(u.clone(), bearer.clone(), every, deadline)))
+        .collect();
+    let scrapes =
+        metrics.map(|u| tokio::spawn(side_load(u, None, Some(Duration::from_secs(1)), deadline)));
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
@@ -483,9 +677,20 @@ async fn run_load(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<LoadFi
     line("durable acked commands", &all.write_us);
     line("reads", &all.read_us);
     println!("  errors: {}", all.errors);
-    for (label, side) in [("console reloads", console), ("metrics scrapes", scrapes)] {
-        if let Some(task) = side {
-            let t = task.await.context("side load panicked")??;
+    let mut console = None;
+    for page in pages {
+        let t = page.await.context("side load panicked")??;
+        console = Some(match console {
+            None => t,
+            Some(c) => t.merge(c),
+        });
+    }
+    let scrapes = match scrapes {
+        Some(task) => Some(task.await.context("side load panicked")??),
+        None => None,
+    };
+    for (label, side) in [("console reloads", &console), ("metrics scrapes", &scrapes)] {
+        if let Some(t) = side {
             println!(
                 "  {label}: {} ok ({:.1}/s), {} failed, p50 {:.2} ms, p99 {:.2} ms",
                 t.ok,
@@ -509,5 +714,7 @@ async fn run_load(opts: &ClientOpts, a: &BenchLoadArgs) -> anyhow::Result<LoadFi
         reads_per_s: all.read_us.len() as f64 / elapsed,
         read_p99_ms: pct(&all.read_us, 0.99),
         errors: all.errors,
+        console: console.as_ref().map(SideTally::figures),
+        scrapes: scrapes.as_ref().map(SideTally::figures),
     })
 }

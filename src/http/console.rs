@@ -336,12 +336,13 @@ fn state_badge(s: AccountState) -> String {
 /// it from the server's clock, `data-now` on the body).
 fn runout_cell(runout: Option<i64>, now: i64) -> String {
     match runout {
-        Some(t) => format!(
-            "<time class=\"countdown\" data-runout=\"{t}\" datetime=\"{}\">{}</time><br><span class=\"muted\">{}</span>",
-            esc(&instant(t)),
-            esc(&duration(t - now)),
-            esc(&instant(t))
-        ),
+        Some(t) => {
+            let at = esc(&instant(t));
+            format!(
+                "<time class=\"countdown\" data-runout=\"{t}\" datetime=\"{at}\">{}</time><br><span class=\"muted\">{at}</span>",
+                esc(&duration(t - now)),
+            )
+        }
         None => "<span class=\"muted\">—</span>".into(),
     }
 }

@@ -36,11 +36,25 @@ pub fn url_component(s: &str) -> String {
     out
 }
 
-/// Unix seconds as RFC 3339 UTC.
+/// Unix seconds as RFC 3339 UTC (`2026-12-02 00:00:00Z`). Written field
+/// by field: a listing page shows two per row, and chrono's `format`
+/// parses its pattern on every call.
 pub fn instant(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
-        .unwrap_or_else(|| t.to_string())
+    use chrono::{Datelike, Timelike};
+    match chrono::DateTime::from_timestamp(t, 0) {
+        Some(d) if (0..=9999).contains(&d.year()) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        // Signed years, as chrono writes them.
+        Some(d) => d.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+        None => t.to_string(),
+    }
 }
 
 /// Seconds as `12d 3h 4m 5s`.
@@ -246,5 +260,25 @@ mod tests {
             "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
         );
         assert_eq!(url_component("a b&c/é"), "a%20b%26c%2F%C3%A9");
+    }
+
+    #[test]
+    fn instants_as_chrono_writes_them() {
+        for t in [
+            i64::MIN,
+            -62_167_219_201,
+            -1,
+            0,
+            1_764_633_600,
+            253_402_300_799,
+            253_402_300_800,
+            i64::MAX,
+        ] {
+            let chrono = chrono::DateTime::from_timestamp(t, 0)
+                .map(|d| d.format("%Y-%m-%d %H:%M:%SZ").to_string())
+                .unwrap_or_else(|| t.to_string());
+            assert_eq!(instant(t), chrono, "{t}");
+        }
+        assert_eq!(instant(1_764_633_600), "2025-12-02 00:00:00Z");
     }
 }

@@ -6,6 +6,9 @@
 //!
 //! Full run:  cargo bench --bench pg_store
 //! Quick run: ISC_BENCH_QUICK=1 cargo bench --bench pg_store   (also when `CI` is set)
+//! Replay only, on a database of one's own (filled with the 1M history
+//! first when empty, kept afterwards, e.g. for `isc-ledger replay --store`):
+//!   ISC_BENCH_PG_URL=postgres://… cargo bench --bench pg_store
 
 use std::time::Instant;
 
@@ -21,14 +24,36 @@ fn quick() -> bool {
         || !std::env::args().any(|a| a == "--bench")
 }
 
+/// Where the bench writes: a throwaway cluster, or the caller's database.
+enum Target {
+    Temp(TempCluster),
+    Own(String),
+}
+
+impl Target {
+    /// The URL of database `name` (created on a throwaway cluster).
+    fn database(&self, name: &str) -> String {
+        match self {
+            Target::Temp(c) => c.create_database(name).expect("db"),
+            Target::Own(url) => url.clone(),
+        }
+    }
+}
+
 fn main() {
     let n = if quick() { 20_000 } else { 1_000_000 };
-    let cluster = match TempCluster::start() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("pg_store bench: {e}");
-            std::process::exit(1);
-        }
+    let own_db = std::env::var("ISC_BENCH_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let target = match own_db {
+        Some(url) => Target::Own(url),
+        None => match TempCluster::start() {
+            Ok(c) => Target::Temp(c),
+            Err(e) => {
+                eprintln!("pg_store bench: {e}");
+                std::process::exit(1);
+            }
+        },
     };
     let t = Instant::now();
     let mut reference = Ledger::new(Policy::default());
@@ -39,16 +64,27 @@ fn main() {
     );
 
     // Append: durable batches of 1, 64 and 1024 records.
-    for (batch, records) in [(1usize, 2_000usize), (64, 64_000), (1024, n)] {
+    let stages: &[(usize, usize)] = match &target {
+        Target::Temp(_) => &[(1, 2_000), (64, 64_000), (1024, n)],
+        Target::Own(_) => &[(1024, n)],
+    };
+    for &(batch, records) in stages {
         let records = records.min(n);
-        let url = cluster
-            .create_database(&format!("append_{batch}"))
-            .expect("db");
+        let url = target.database(&format!("append_{batch}"));
         let mut log = EventLog::open(
             StoreLocation::Postgres(url),
             StoreOptions::without_snapshots(true),
         )
         .expect("open");
+        if log.head().seq == n as u64 {
+            println!("pg_store: the database holds the history already");
+            continue;
+        }
+        assert_eq!(
+            log.head().seq,
+            0,
+            "ISC_BENCH_PG_URL: an empty database or this history"
+        );
         let t = Instant::now();
         for chunk in events[..records].chunks(batch) {
             let b: Vec<(i64, Event)> = chunk.iter().map(|e| (e.at, e.clone())).collect();
@@ -70,7 +106,7 @@ fn main() {
     }
 
     // Cold replay of the whole log (written above with batches of 1024).
-    let url = cluster.url("append_1024");
+    let url = target.database("append_1024");
     let t = Instant::now();
     let folded = Ledger::replay(Policy::default(), &events).expect("fold");
     let mem = t.elapsed().as_secs_f64();

@@ -378,6 +378,21 @@ fn a_damaged_or_hostile_database_gives_clear_errors() {
             }
             other => panic!("{sql}: expected a corrupt log, got {other}"),
         }
+        // The replay of a restart (its own binary COPY read) names the same
+        // record. It does not read the stored prev_hash column: each hash
+        // is recomputed from the hash before it, so only `verify` sees a
+        // prev_hash column altered alone.
+        if sql.contains("prev_hash") {
+            continue;
+        }
+        match open_ledger_with(&loc, Policy::default(), opts(u64::MAX)) {
+            Err(StoreError::Corrupt { seq: s, what: w }) => {
+                assert_eq!(s, *seq, "replay, {sql}: {w}");
+                assert!(w.contains(what), "replay, {sql}: {w}");
+            }
+            Err(other) => panic!("replay, {sql}: expected a corrupt log, got {other}"),
+            Ok(_) => panic!("replay, {sql}: the damaged log replayed"),
+        }
     }
     // Truncation and rows past the head are refused at open.
     for (sql, what) in [
@@ -394,9 +409,11 @@ fn a_damaged_or_hostile_database_gives_clear_errors() {
         let e = EventLog::open(&loc, opts(u64::MAX)).expect_err(sql);
         assert!(e.to_string().contains(what), "{sql}: {e}");
     }
-    // A payload that does not decode.
+    // A payload that does not decode (but whose hash was recomputed).
     let (loc, _) = damaged("UPDATE isc_records SET payload = '\\xffffff'::bytea WHERE seq = 5");
     let e = first_error(&loc);
+    assert!(e.to_string().contains("seq 5"), "{e}");
+    let e = open_ledger_with(&loc, Policy::default(), opts(u64::MAX)).expect_err("replay");
     assert!(e.to_string().contains("seq 5"), "{e}");
     // A database with a newer schema is refused with advice.
     let (loc, _) = damaged("UPDATE isc_schema SET version = 99");

@@ -16,9 +16,11 @@
 //! `PgLog` cannot `block_on` there. It owns a small thread running its own
 //! current-thread tokio runtime, which drives its connections; each call
 //! spawns its future there and waits on a plain (std) channel, which is
-//! safe from any thread, async or not. Streams (replay, `read_range`,
-//! `read_raw`) are fetched by a task on that runtime in chunks of rows a
-//! few chunks ahead of the consumer (a semaphore bounds the read-ahead).
+//! safe from any thread, async or not. Streams (`read_range`, `read_raw`)
+//! are fetched by a task on that runtime in chunks of rows a few chunks
+//! ahead of the consumer (a semaphore bounds the read-ahead); the replay
+//! of a restart ([`PgLog::scan_batches`]) reads one binary COPY the same
+//! way, as bytes parsed and checked on the consumer's thread.
 //!
 //! Only bound parameters reach PostgreSQL: every value is a parameter of
 //! a statement prepared once per connection; no SQL text is ever built
@@ -148,6 +150,20 @@ struct WriteStatements {
 struct ReadStatements {
     range: Statement,
     account: Statement,
+    scan_bounds: Statement,
+    scan_copy: Statement,
+}
+
+impl ReadStatements {
+    async fn prepare(reader: &Client) -> Result<ReadStatements, StoreError> {
+        let prep = |e| pg_error("cannot prepare statements", e);
+        Ok(ReadStatements {
+            range: reader.prepare(SQL_RANGE).await.map_err(prep)?,
+            account: reader.prepare(SQL_ACCOUNT).await.map_err(prep)?,
+            scan_bounds: reader.prepare(SQL_SCAN_BOUNDS).await.map_err(prep)?,
+            scan_copy: reader.prepare(SQL_SCAN_COPY).await.map_err(prep)?,
+        })
+    }
 }
 
 const SQL_INSERT: &str = "INSERT INTO isc_records (seq, at, version, prev_hash, hash, account_id, payload) \
@@ -156,6 +172,17 @@ const SQL_SET_HEAD: &str =
     "UPDATE isc_head SET seq = $1, at = $2, hash = $3 WHERE seq = $4 AND hash = $5";
 const SQL_RANGE: &str = "SELECT seq, at, version, prev_hash, hash, payload FROM isc_records \
      WHERE seq >= $1 AND seq <= $2 ORDER BY seq";
+/// The replay's bounds: session settings read by [`SQL_SCAN_COPY`] (a COPY
+/// takes no parameters; its bounds still arrive as bound parameters).
+const SQL_SCAN_BOUNDS: &str =
+    "SELECT set_config('isc.scan_from', $1, false), set_config('isc.scan_to', $2, false)";
+/// The replay's rows, as one binary COPY: no `prev_hash` (each record's
+/// hash is recomputed from the hash of the record before, which checks the
+/// link and the contents at once).
+const SQL_SCAN_COPY: &str = "COPY (SELECT seq, at, version, hash, payload FROM isc_records \
+     WHERE seq >= current_setting('isc.scan_from')::bigint \
+       AND seq <= current_setting('isc.scan_to')::bigint ORDER BY seq) \
+     TO STDOUT (FORMAT binary)";
 const SQL_ACCOUNT: &str = "SELECT seq, at, version, prev_hash, hash, payload FROM isc_records \
      WHERE account_id = $1 AND seq <= $2 ORDER BY seq";
 
@@ -292,21 +319,22 @@ fn decode<E: DeserializeOwned + Indexed>(r: &RawRecord) -> Result<E, StoreError>
     })
 }
 
-/// Chunks of records fetched ahead by a task on the client thread.
-struct Chunks {
-    rx: std::sync::mpsc::Receiver<Result<Vec<RawRecord>, StoreError>>,
+/// Chunks (of records, or of COPY bytes) fetched ahead by a task on the
+/// client thread.
+struct Chunks<T = Vec<RawRecord>> {
+    rx: std::sync::mpsc::Receiver<Result<T, StoreError>>,
     permits: Arc<Semaphore>,
 }
 
-impl Chunks {
-    fn next_chunk(&mut self) -> Option<Result<Vec<RawRecord>, StoreError>> {
+impl<T> Chunks<T> {
+    fn next_chunk(&mut self) -> Option<Result<T, StoreError>> {
         let got = self.rx.recv().ok()?;
         self.permits.add_permits(1);
         Some(got)
     }
 }
 
-impl Drop for Chunks {
+impl<T> Drop for Chunks<T> {
     fn drop(&mut self) {
         // Stops the fetching task at its next chunk.
         self.permits.close();
@@ -365,6 +393,166 @@ fn ends_early(next: u64, to: u64) -> StoreError {
             next - 1
         ),
     )
+}
+
+/// Bytes of COPY data handed over at a time.
+const COPY_CHUNK_BYTES: usize = 256 * 1024;
+
+/// One tuple of the replay's binary COPY: the fixed columns, and where the
+/// hash and the payload lie in the parser's buffer.
+struct CopyTuple {
+    seq: u64,
+    at: i64,
+    version: i16,
+    hash: std::ops::Range<usize>,
+    payload: std::ops::Range<usize>,
+}
+
+/// The checks of one replayed record: density, version, sizes, and its
+/// hash recomputed from `prev` (the hash of the record before). Returns
+/// its hash.
+fn scan_check(
+    next: u64,
+    prev: Hash,
+    t: &CopyTuple,
+    hash: &[u8],
+    payload: &[u8],
+) -> Result<Hash, StoreError> {
+    if t.seq != next {
+        return Err(corrupt(
+            next,
+            format!("record missing (the next row has seq {})", t.seq),
+        ));
+    }
+    if t.version != i16::from(codec::RECORD_VERSION_1) {
+        return Err(corrupt(
+            t.seq,
+            format!("unknown record version {}", t.version),
+        ));
+    }
+    let hash: Hash = hash
+        .try_into()
+        .map_err(|_| corrupt(t.seq, "hash is not 32 bytes"))?;
+    if payload.len() > codec::MAX_EVENT_BYTES {
+        return Err(corrupt(t.seq, "event bytes longer than the limit"));
+    }
+    if record_hash(&prev, t.seq, t.at, payload) != hash {
+        return Err(corrupt(
+            t.seq,
+            "record hash does not match its contents and the hash of the record before \
+             (altered, or the chain is broken)",
+        ));
+    }
+    Ok(hash)
+}
+
+/// Parses PostgreSQL's binary COPY format (header, then per tuple a field
+/// count and length-prefixed fields, then a trailer) across chunk
+/// boundaries. Only the replay's five columns are accepted.
+#[derive(Default)]
+struct CopyParser {
+    buf: Vec<u8>,
+    pos: usize,
+    header_done: bool,
+}
+
+/// The binary COPY signature.
+const COPY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+impl CopyParser {
+    fn buf(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Adds bytes (the unparsed rest is kept in front of them).
+    fn feed(&mut self, chunk: Vec<u8>) {
+        if self.pos >= self.buf.len() {
+            self.buf = chunk;
+        } else {
+            self.buf.drain(..self.pos);
+            self.buf.extend_from_slice(&chunk);
+        }
+        self.pos = 0;
+    }
+
+    /// The next whole tuple, `None` when more bytes are needed or at the
+    /// trailer; `next` names the record in errors.
+    fn next_tuple(&mut self, next: u64) -> Result<Option<CopyTuple>, StoreError> {
+        let bad = |what: &str| {
+            corrupt(
+                next,
+                format!("unexpected COPY data from PostgreSQL: {what}"),
+            )
+        };
+        let b = &self.buf[self.pos..];
+        let mut at = 0usize;
+        if !self.header_done {
+            // Signature, flags, extension length, extension.
+            if b.len() < COPY_SIGNATURE.len() + 8 {
+                return Ok(None);
+            }
+            if &b[..COPY_SIGNATURE.len()] != COPY_SIGNATURE {
+                return Err(bad("no binary COPY signature"));
+            }
+            at = COPY_SIGNATURE.len() + 4;
+            let ext = u32::from_be_bytes(b[at..at + 4].try_into().unwrap_or_default()) as usize;
+            at += 4;
+            if b.len() < at + ext {
+                return Ok(None);
+            }
+            at += ext;
+            self.pos += at;
+            self.header_done = true;
+            return self.next_tuple(next);
+        }
+        let take = |at: &mut usize, n: usize| -> Option<&[u8]> {
+            let s = b.get(*at..*at + n)?;
+            *at += n;
+            Some(s)
+        };
+        let Some(count) = take(&mut at, 2) else {
+            return Ok(None);
+        };
+        let count = i16::from_be_bytes([count[0], count[1]]);
+        if count == -1 {
+            return Ok(None); // trailer
+        }
+        if count != 5 {
+            return Err(bad(&format!("{count} columns")));
+        }
+        let mut fields: [std::ops::Range<usize>; 5] = Default::default();
+        for f in fields.iter_mut() {
+            let Some(len) = take(&mut at, 4) else {
+                return Ok(None);
+            };
+            let len = i32::from_be_bytes([len[0], len[1], len[2], len[3]]);
+            let len = usize::try_from(len).map_err(|_| bad("a NULL column"))?;
+            let start = at;
+            if take(&mut at, len).is_none() {
+                return Ok(None);
+            }
+            *f = self.pos + start..self.pos + start + len;
+        }
+        let int = |r: &std::ops::Range<usize>, n: usize| -> Result<i64, StoreError> {
+            let v = &self.buf[r.clone()];
+            match (n, v.len()) {
+                (8, 8) => Ok(i64::from_be_bytes(v.try_into().unwrap_or_default())),
+                (2, 2) => Ok(i64::from(i16::from_be_bytes([v[0], v[1]]))),
+                _ => Err(bad("a column of the wrong width")),
+            }
+        };
+        let seq = int(&fields[0], 8)?;
+        let seq = u64::try_from(seq).map_err(|_| corrupt(next, format!("negative seq {seq}")))?;
+        let tuple = CopyTuple {
+            seq,
+            at: int(&fields[1], 8)?,
+            version: int(&fields[2], 2)? as i16,
+            hash: fields[3].clone(),
+            payload: fields[4].clone(),
+        };
+        self.pos += at;
+        Ok(Some(tuple))
+    }
 }
 
 /// Iterator of checked raw records over a range.
@@ -646,10 +834,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
                 insert: writer.prepare(SQL_INSERT).await.map_err(prep)?,
                 set_head: writer.prepare(SQL_SET_HEAD).await.map_err(prep)?,
             };
-            let read_stmts = ReadStatements {
-                range: reader.prepare(SQL_RANGE).await.map_err(prep)?,
-                account: reader.prepare(SQL_ACCOUNT).await.map_err(prep)?,
-            };
+            let read_stmts = ReadStatements::prepare(&reader).await?;
             let head = read_head_row(&writer).await?;
             if check_tail {
                 let last = read_last_row(&writer).await?;
@@ -687,9 +872,12 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         })
     }
 
-    /// Decodes every event from `from_seq` on, a chunk at a time (the
-    /// replay of a restart): density, chain links and hashes are checked
-    /// as they stream in. `f` returns whether to go on.
+    /// Decodes every event from `from_seq` on, a batch at a time (the
+    /// replay of a restart). One binary COPY streams the rows; the bytes
+    /// are parsed, checked and decoded here (the caller's thread) while the
+    /// client thread receives the next ones: density, each record's hash
+    /// recomputed from the hash before it (link and contents) and the
+    /// layout version. `f` returns whether to go on.
     pub fn scan_batches(
         &self,
         from_seq: u64,
@@ -700,36 +888,61 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         if from > to {
             return Ok(());
         }
-        let mut chunks = self.stream(from, to);
-        let mut check = ChainCheck {
-            next: from,
-            prev: None,
-            hashes: true,
-        };
+        // The hash the first record links to (its own hash checked).
+        let mut prev = self.hash_at(from - 1)?;
+        let mut next = from;
+        let mut chunks = self.copy_stream(from, to);
+        let mut parser = CopyParser::default();
         let mut batch: Vec<(u64, i64, E)> = Vec::with_capacity(CHUNK_ROWS as usize);
-        while check.next <= to {
-            let chunk = chunks.next_chunk().unwrap_or(Ok(Vec::new()))?;
+        while next <= to {
+            let chunk = match chunks.next_chunk() {
+                Some(c) => c?,
+                None => return Err(ends_early(next, to)),
+            };
             if chunk.is_empty() {
-                return Err(ends_early(check.next, to));
+                return Err(ends_early(next, to));
             }
+            parser.feed(chunk);
             batch.clear();
             let mut err = None;
-            for r in &chunk {
-                if let Err(e) = check.check(r) {
-                    err = Some(e);
-                    break;
-                }
-                match decode::<E>(r) {
-                    Ok(ev) => batch.push((r.seq, r.at, ev)),
+            loop {
+                let t = match parser.next_tuple(next) {
+                    Ok(Some(t)) => t,
+                    Ok(None) => break,
+                    Err(e) => {
+                        err = Some(e);
+                        break;
+                    }
+                };
+                let buf = parser.buf();
+                let (hash, payload) = (&buf[t.hash.clone()], &buf[t.payload.clone()]);
+                let checked = scan_check(next, prev, &t, hash, payload).and_then(|h| {
+                    let ev = decode_event::<E>(&CodecRecord {
+                        seq: t.seq,
+                        at: t.at,
+                        version: codec::RECORD_VERSION_1,
+                        event: payload,
+                    })?;
+                    Ok((h, ev))
+                });
+                match checked {
+                    Ok((h, ev)) => {
+                        batch.push((t.seq, t.at, ev));
+                        prev = h;
+                        next += 1;
+                    }
                     Err(e) => {
                         err = Some(e);
                         break;
                     }
                 }
+                if next > to {
+                    break;
+                }
             }
             // Records before a bad one are still handed over (an earlier
             // fold error comes first in log order).
-            let go_on = f(&mut batch);
+            let go_on = batch.is_empty() || f(&mut batch);
             if let Some(e) = err {
                 return Err(e);
             }
@@ -738,6 +951,70 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             }
         }
         Ok(())
+    }
+
+    /// The bytes of one binary COPY of records `from..=to` in seq order,
+    /// read ahead by a task on the client thread (an empty chunk: the COPY
+    /// ended).
+    fn copy_stream(&self, from: u64, to: u64) -> Chunks<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let permits = Arc::new(Semaphore::new(CHUNKS_AHEAD));
+        let task_permits = permits.clone();
+        let client = self.reader.clone();
+        let stmts = self.read_stmts.clone();
+        self.rt.handle.spawn(async move {
+            use futures::StreamExt;
+            let started = async {
+                let (lo, hi) = (from.to_string(), to.to_string());
+                // Both requests leave in this order before any other on
+                // this connection (prepared: no round trip in between).
+                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&lo, &hi];
+                let bounds = client.query(&stmts.scan_bounds, &params);
+                let copy = client.copy_out(&stmts.scan_copy);
+                let (b, c) = futures::join!(bounds, copy);
+                b.map_err(|e| pg_error("cannot read records", e))?;
+                c.map_err(|e| pg_error("cannot read records", e))
+            };
+            let stream = match started.await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut stream = Box::pin(stream);
+            let mut buf: Vec<u8> = Vec::with_capacity(COPY_CHUNK_BYTES + 4096);
+            loop {
+                let item = stream.next().await;
+                let done = match item {
+                    Some(Ok(bytes)) => {
+                        buf.extend_from_slice(&bytes);
+                        false
+                    }
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(pg_error("cannot read records", e)));
+                        return;
+                    }
+                    None => true,
+                };
+                if buf.len() >= COPY_CHUNK_BYTES || (done && !buf.is_empty()) {
+                    match task_permits.acquire().await {
+                        Ok(p) => p.forget(),
+                        Err(_) => return, // the consumer is gone
+                    }
+                    let full =
+                        std::mem::replace(&mut buf, Vec::with_capacity(COPY_CHUNK_BYTES + 4096));
+                    if tx.send(Ok(full)).is_err() {
+                        return;
+                    }
+                }
+                if done {
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
+            }
+        });
+        Chunks { rx, permits }
     }
 
     /// Appends records exactly as given (a copy from another store): each
@@ -938,10 +1215,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
                 insert: writer.prepare(SQL_INSERT).await.map_err(prep)?,
                 set_head: writer.prepare(SQL_SET_HEAD).await.map_err(prep)?,
             };
-            let read_stmts = ReadStatements {
-                range: reader.prepare(SQL_RANGE).await.map_err(prep)?,
-                account: reader.prepare(SQL_ACCOUNT).await.map_err(prep)?,
-            };
+            let read_stmts = ReadStatements::prepare(&reader).await?;
             let fence_stmt = match fence_sql {
                 Some(sql) => Some(writer.prepare(&sql).await.map_err(prep)?),
                 None => None,
@@ -1297,3 +1571,79 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for PgLog<E> {
 
 /// Default snapshot period (same as sled's).
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = DEFAULT_SNAPSHOT_EVERY_RECORDS;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple_bytes(seq: i64, at: i64, version: i16, hash: &[u8], payload: &[u8]) -> Vec<u8> {
+        let mut b = 5i16.to_be_bytes().to_vec();
+        for f in [
+            &seq.to_be_bytes()[..],
+            &at.to_be_bytes()[..],
+            &version.to_be_bytes()[..],
+            hash,
+            payload,
+        ] {
+            b.extend_from_slice(&(f.len() as i32).to_be_bytes());
+            b.extend_from_slice(f);
+        }
+        b
+    }
+
+    fn parse_all(bytes: &[u8], piece: usize) -> Result<Vec<(u64, i64, Vec<u8>)>, StoreError> {
+        let mut p = CopyParser::default();
+        let mut out = vec![];
+        for chunk in bytes.chunks(piece) {
+            p.feed(chunk.to_vec());
+            while let Some(t) = p.next_tuple(out.len() as u64 + 1)? {
+                out.push((t.seq, t.at, p.buf()[t.payload].to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn binary_copy_is_parsed_across_any_chunk_boundary() {
+        let mut bytes = COPY_SIGNATURE.to_vec();
+        bytes.extend_from_slice(&0u32.to_be_bytes()); // flags
+        bytes.extend_from_slice(&3u32.to_be_bytes()); // header extension
+        bytes.extend_from_slice(b"xyz");
+        for seq in 1..=3i64 {
+            bytes.extend(tuple_bytes(
+                seq,
+                100 + seq,
+                1,
+                &[7; 32],
+                &vec![seq as u8; seq as usize * 5],
+            ));
+        }
+        bytes.extend_from_slice(&(-1i16).to_be_bytes());
+        for piece in [1, 2, 3, 7, 64, bytes.len()] {
+            let got = parse_all(&bytes, piece).expect("parse");
+            assert_eq!(got.len(), 3, "piece {piece}");
+            for (i, (seq, at, payload)) in got.iter().enumerate() {
+                let n = i as u64 + 1;
+                assert_eq!((*seq, *at), (n, 100 + n as i64));
+                assert_eq!(payload, &vec![n as u8; n as usize * 5]);
+            }
+        }
+    }
+
+    #[test]
+    fn unexpected_copy_data_is_an_error_naming_the_record() {
+        let mut bytes = COPY_SIGNATURE.to_vec();
+        bytes.extend_from_slice(&[0; 8]);
+        let mut null = 5i16.to_be_bytes().to_vec();
+        null.extend_from_slice(&(-1i32).to_be_bytes());
+        bytes.extend(null);
+        match parse_all(&bytes, 4) {
+            Err(StoreError::Corrupt { seq: 1, what }) => assert!(what.contains("NULL"), "{what}"),
+            other => panic!("{other:?}"),
+        }
+        match parse_all(b"NOTCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0", 64) {
+            Err(StoreError::Corrupt { what, .. }) => assert!(what.contains("signature"), "{what}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

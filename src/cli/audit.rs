@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::domain::{account_view_at, statement, AccountView, Event, Ledger, Policy, Statement};
 use crate::store::datadir::SETTINGS_FILE;
 use crate::store::ledger::{replay_onto, EventLog};
-use crate::store::pg_verify::verify_pg_log_with;
+use crate::store::pg_verify::PgVerify;
 use crate::store::sled_log::decode_event;
 use crate::store::sth::{SignedTreeHead, HEAD_FILE};
 use crate::store::verify::{check_signed_head, verify_log_with, Defect};
@@ -252,7 +252,9 @@ pub fn verify(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<bool> {
     let mut tick = |s| bar.set_position(s);
     let report = match &log {
         EventLog::Sled(s) => verify_log_with(s, state, &mut fold, &mut tick, &sizes)?,
-        EventLog::Postgres(p) => verify_pg_log_with(p, state, &mut fold, &mut tick, &sizes)?,
+        EventLog::Postgres(p) => {
+            verify_log_with(&PgVerify::new(p)?, state, &mut fold, &mut tick, &sizes)?
+        }
     };
     bar.finish_and_clear();
     let after = report.records + 1;

@@ -1,142 +1,63 @@
-//! `verify` of a log on PostgreSQL: the checks of [`super::verify`] over
-//! rows instead of frames — density, every record's hash and chain link,
-//! `at` order, the head row (truncation, rows never acknowledged), a full
-//! replay with serde, and every stored snapshot against the replay.
+//! `verify` of a log on PostgreSQL: its part of [`super::verify`]'s walk.
+//! The rows are read through the chain-checking reader (density, every
+//! record's hash and link); the head row, read once before the walk, is
+//! the acknowledged head (truncation, rows never acknowledged).
 
-use serde::de::DeserializeOwned;
-
-use super::codec::{Hash, GENESIS_HASH};
-use super::merkle::{Frontier, EMPTY_ROOT};
+use super::codec::Hash;
 use super::pg_log::PgLog;
-use super::sled_log::decode_event_serde;
-use super::verify::{Defect, Fold, TreeRoot, VerifyReport};
-use super::{Head, Indexed, SnapshotState, StoreError};
+use super::sled_log::RawSnapshot;
+use super::verify::{Defect, Verifiable, WalkedRecord};
+use super::{Head, StoreError};
 
-/// Checks the whole log on PostgreSQL (see the module). `Err` only when the
-/// database cannot be read at all.
-pub fn verify_pg_log<E, S>(
-    log: &PgLog<E>,
-    state: S,
-    apply: &mut Fold<'_, E, S>,
-    progress: &mut dyn FnMut(u64),
-) -> Result<VerifyReport, StoreError>
-where
-    E: DeserializeOwned + Indexed + serde::Serialize,
-    S: SnapshotState + PartialEq,
-{
-    verify_pg_log_with(log, state, apply, progress, &[])
+/// A PostgreSQL log with its head row as it was when the check began.
+pub struct PgVerify<'a, E> {
+    log: &'a PgLog<E>,
+    stored: Head,
 }
 
-/// [`verify_pg_log`], also noting the Merkle root at each of `roots_at`
-/// (as [`super::verify::verify_log_with`] does).
-pub fn verify_pg_log_with<E, S>(
-    log: &PgLog<E>,
-    mut state: S,
-    apply: &mut Fold<'_, E, S>,
-    progress: &mut dyn FnMut(u64),
-    roots_at: &[u64],
-) -> Result<VerifyReport, StoreError>
-where
-    E: DeserializeOwned + Indexed + serde::Serialize,
-    S: SnapshotState + PartialEq,
-{
-    let mut frontier = Frontier::new();
-    let mut roots: Vec<TreeRoot> = vec![];
-    if roots_at.contains(&0) {
-        roots.push(TreeRoot {
-            size: 0,
-            root: EMPTY_ROOT,
-            at: 0,
-        });
+impl<'a, E> PgVerify<'a, E> {
+    /// Reads the head row. `Err` when the database cannot be read.
+    pub fn new(log: &'a PgLog<E>) -> Result<Self, StoreError> {
+        Ok(PgVerify {
+            stored: log.stored_head()?,
+            log,
+        })
     }
-    let mut snapshots = vec![];
-    let mut skipped = 0usize;
-    let mut snap_defect = None;
-    for s in log.raw_snapshots()? {
-        match s {
-            Ok((h, _)) if h.schema != S::schema() => skipped += 1,
-            Ok(s) => snapshots.push(s),
-            Err(key) => {
-                snap_defect.get_or_insert(Defect {
-                    seq: key,
-                    what: "snapshot damaged (checksum)".into(),
-                });
-            }
-        }
+}
+
+impl<E> Verifiable for PgVerify<'_, E> {
+    fn raw_snapshots(&self) -> Result<Vec<RawSnapshot>, StoreError> {
+        self.log.raw_snapshots()
     }
-    let stored = log.stored_head()?;
-    let mut end = 0u64;
-    let mut hash: Hash = GENESIS_HASH;
-    let mut last_at = i64::MIN;
-    let mut checked = 0usize;
-    let mut defect: Option<Defect> = None;
-    for item in log.read_raw_records(1, stored.seq) {
-        let r = match item {
-            Ok(r) => r,
-            Err(StoreError::Corrupt { seq, what }) => {
-                defect = Some(Defect { seq, what });
-                break;
-            }
-            Err(e) => return Err(e),
-        };
-        let fail = |what: String| Some(Defect { seq: r.seq, what });
-        if r.at < last_at {
-            defect = fail(format!(
-                "at {} is earlier than the previous record's {last_at}",
-                r.at
-            ));
-            break;
-        }
-        let ev: E = match decode_event_serde(&super::codec::RawRecord {
-            seq: r.seq,
-            at: r.at,
-            version: r.version,
-            event: &r.payload,
-        }) {
-            Ok(ev) => ev,
-            Err(StoreError::Corrupt { what, .. }) => {
-                defect = fail(what);
-                break;
-            }
-            Err(e) => {
-                defect = fail(e.to_string());
-                break;
-            }
-        };
-        if let Err(e) = apply(&mut state, r.seq, r.at, &ev) {
-            defect = fail(format!("replay: {e}"));
-            break;
-        }
-        hash = r.hash;
-        frontier.push(&hash);
-        if roots_at.contains(&r.seq) {
-            roots.push(TreeRoot {
-                size: r.seq,
-                root: frontier.root(),
+
+    fn walk_records(
+        &self,
+        visit: &mut dyn FnMut(&WalkedRecord<'_>) -> bool,
+    ) -> Result<Option<Defect>, StoreError> {
+        for item in self.log.read_raw_records(1, self.stored.seq) {
+            let r = match item {
+                Ok(r) => r,
+                Err(StoreError::Corrupt { seq, what }) => return Ok(Some(Defect { seq, what })),
+                Err(e) => return Err(e),
+            };
+            let walked = WalkedRecord {
+                seq: r.seq,
                 at: r.at,
-            });
-        }
-        for (head, bytes) in snapshots.iter().filter(|(h, _)| h.seq == r.seq) {
-            checked += 1;
-            let same = head.hash == hash
-                && bincode::serde::decode_from_slice::<S, _>(bytes, bincode::config::standard())
-                    .is_ok_and(|(s, _)| s == state);
-            if !same && defect.is_none() {
-                defect = fail("the snapshot at this seq differs from the full replay".into());
+                version: r.version,
+                payload: &r.payload,
+                hash: r.hash,
+            };
+            if !visit(&walked) {
+                break;
             }
         }
-        if defect.is_some() {
-            break;
-        }
-        last_at = r.at;
-        end = r.seq;
-        if (end + 1).is_multiple_of(65_536) {
-            progress(end + 1);
-        }
+        Ok(None)
     }
-    if defect.is_none() {
-        let last_row = log.last_record_seq()?;
-        defect = if last_row > stored.seq {
+
+    fn check_head(&self, end: u64, hash: &Hash) -> Result<Option<Defect>, StoreError> {
+        let stored = &self.stored;
+        let last_row = self.log.last_record_seq()?;
+        Ok(if last_row > stored.seq {
             Some(Defect {
                 seq: stored.seq + 1,
                 what: format!(
@@ -152,34 +73,13 @@ where
                     stored.seq
                 ),
             })
-        } else if stored.hash != hash {
+        } else if stored.hash != *hash {
             Some(Defect {
                 seq: end,
                 what: "chain hash differs from the head row".into(),
             })
         } else {
             None
-        };
+        })
     }
-    if defect.is_none() {
-        if let Some((h, _)) = snapshots.iter().find(|(h, _)| h.seq > end || h.seq == 0) {
-            defect = Some(Defect {
-                seq: h.seq,
-                what: "snapshot beyond the end of the log".into(),
-            });
-        }
-    }
-    Ok(VerifyReport {
-        records: end,
-        head: Head {
-            seq: end,
-            hash,
-            at: if end == 0 { 0 } else { last_at },
-        },
-        snapshots_checked: checked,
-        snapshots_skipped: skipped,
-        defect: defect.or(snap_defect),
-        merkle_root: frontier.root(),
-        roots,
-    })
 }

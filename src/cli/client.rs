@@ -321,7 +321,7 @@ pub async fn print_receipt(opts: &ClientOpts, r: &pb::Receipt) {
     print(opts, v, receipt_text(r));
 }
 
-pub(crate) fn receipt_text(r: &pb::Receipt) -> String {
+fn receipt_text(r: &pb::Receipt) -> String {
     let mut s = format!("ok: record #{} at {} ({})", r.seq, fmt_instant(r.at), r.at);
     if !r.balance.is_empty() {
         s.push_str(&format!(", balance {} iSC", r.balance));

@@ -6,7 +6,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
 
-use super::client::{print, receipt_json, receipt_text, rpc_err, ClientOpts};
+use super::client::{print, print_receipt, rpc_err, ClientOpts};
 use super::fmt_instant;
 use crate::api::pb;
 use crate::domain::money::MAX_REPORTED_INSTANT;
@@ -119,10 +119,6 @@ fn parse_release(s: &str) -> anyhow::Result<(u32, u32)> {
             .map_err(|_| anyhow::anyhow!("release {s:?} must read MAJOR.MINOR, e.g. 7.1"))
     };
     Ok((num(major)?, num(minor)?))
-}
-
-fn receipt(opts: &ClientOpts, r: &pb::Receipt) {
-    print(opts, receipt_json(r), receipt_text(r));
 }
 
 fn name<E: std::fmt::Debug>(e: Result<E, prost::UnknownEnumValue>) -> String {
@@ -260,7 +256,7 @@ pub async fn device(opts: &ClientOpts, a: DeviceArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            receipt(opts, &r);
+            print_receipt(opts, &r).await;
         }
         DeviceCmd::Status {
             device_id,
@@ -281,7 +277,7 @@ pub async fn device(opts: &ClientOpts, a: DeviceArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            receipt(opts, &r);
+            print_receipt(opts, &r).await;
         }
         DeviceCmd::List { account_id } => {
             let l = c
@@ -315,7 +311,7 @@ pub async fn pbx(opts: &ClientOpts, a: PbxArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            receipt(opts, &r);
+            print_receipt(opts, &r).await;
         }
         PbxCmd::Upgrade { pbx_id, release } => {
             let (firmware_major, firmware_minor) = parse_release(&release)?;
@@ -328,7 +324,7 @@ pub async fn pbx(opts: &ClientOpts, a: PbxArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            receipt(opts, &r);
+            print_receipt(opts, &r).await;
         }
         PbxCmd::Maintenance { pbx_id } => {
             let v = c
@@ -352,7 +348,7 @@ pub async fn plan(opts: &ClientOpts, a: PlanArgs) -> anyhow::Result<()> {
                 .await
                 .map_err(rpc_err)?
                 .into_inner();
-            receipt(opts, &r);
+            print_receipt(opts, &r).await;
         }
     }
     Ok(())

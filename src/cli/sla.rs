@@ -5,7 +5,7 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::client::{now_s, print, receipt_json, receipt_text, rpc_err, ClientOpts};
+use super::client::{now_s, print_receipt, rpc_err, ClientOpts};
 use super::{fmt_instant, parse_instant};
 use crate::api::pb;
 
@@ -81,7 +81,7 @@ pub async fn incident(opts: &ClientOpts, a: IncidentArgs) -> anyhow::Result<()> 
     }
     .map_err(rpc_err)?
     .into_inner();
-    print(opts, receipt_json(&r), receipt_text(&r));
+    print_receipt(opts, &r).await;
     Ok(())
 }
 

@@ -243,12 +243,7 @@ async fn metrics_are_scraped_parsed_and_move() {
     // The 30d/7d/1d reminders and the depletion reach the watcher.
     let mut kinds = Vec::new();
     while kinds.len() < 4 {
-        let n = tokio::time::timeout(Duration::from_secs(2), w.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        kinds.push(n.kind);
+        kinds.push(next_notice(&mut w).await.kind);
     }
     let addr2 = addr.clone();
     let after = tokio::task::spawn_blocking({

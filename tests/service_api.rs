@@ -3,12 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
-use isc_ledger::api::auth::Tokens;
 use isc_ledger::api::pb;
-use isc_ledger::domain::Policy;
 use tonic::Code;
 
 const T0: i64 = 1_000_000;
@@ -143,11 +139,7 @@ async fn every_method_answers() {
         .await
         .unwrap()
         .into_inner();
-    let n = tokio::time::timeout(Duration::from_secs(2), w.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let n = next_notice(&mut w).await;
     assert_eq!(
         (n.kind, n.at, n.threshold_seconds),
         (pb::notice::Kind::Reminder as i32, T0, 2_592_000)
@@ -380,14 +372,6 @@ async fn idempotent_top_up_retry_returns_the_first_receipt() {
     srv.stop().await;
 }
 
-async fn next_notice(w: &mut tonic::Streaming<pb::Notice>) -> pb::Notice {
-    tokio::time::timeout(Duration::from_secs(2), w.message())
-        .await
-        .expect("a notice within 2 s")
-        .expect("stream ok")
-        .expect("stream open")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn depletion_and_reactivation_through_get_account_and_watch() {
     let dir = tempfile::tempdir().unwrap();
@@ -553,22 +537,10 @@ async fn restart_keeps_every_balance_to_the_nano() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_failures() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens =
-        Tokens::from_pairs("agent-tok=agent,vendor-tok=vendor,audit-tok=auditor,admin-tok=admin")
-            .unwrap();
-    let srv = start_with(dir.path(), T0, tokens, Policy::default()).await;
-    let ch = channel(&srv.url).await;
-    let with = |tok: &'static str| {
-        pb::ledger_client::LedgerClient::with_interceptor(
-            ch.clone(),
-            move |mut r: tonic::Request<()>| {
-                r.metadata_mut()
-                    .insert("authorization", format!("Bearer {tok}").parse().unwrap());
-                Ok(r)
-            },
-        )
-    };
-    let mut anon = pb::ledger_client::LedgerClient::new(ch.clone());
+    let srv = start_with_roles(dir.path(), T0).await;
+    let callers = Callers::connect(&srv.url).await;
+    let with = |tok: &str| callers.with(tok);
+    let mut anon = callers.anon();
     code_of(anon.open_account(open("a1")).await, Code::Unauthenticated);
     code_of(
         with("wrong").open_account(open("a1")).await,
@@ -619,7 +591,7 @@ async fn auth_failures() {
         .await
         .unwrap();
     // Health needs no token.
-    let mut health = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+    let mut health = tonic_health::pb::health_client::HealthClient::new(callers.channel());
     let h = health
         .check(tonic_health::pb::HealthCheckRequest {
             service: "isc.ledger.v1.Ledger".into(),

@@ -41,20 +41,20 @@ async fn a_price_list_carries_devices_maintenance_and_credits() {
     let mut dropped = list.clone();
     dropped.version = 2;
     dropped.devices.pop();
-    let err = c.publish_price_list(dropped).await.unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
-    assert!(err.message().contains("drops device model"), "{err:?}");
+    code_with(
+        c.publish_price_list(dropped).await,
+        Code::FailedPrecondition,
+        "drops device model",
+    );
     // A KPI the proto does not know, a fee out of bounds.
     let mut bad_kpi = list.clone();
     bad_kpi.version = 2;
     bad_kpi.service_credits[0].kpi = 99;
-    let err = c.publish_price_list(bad_kpi).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    code_of(c.publish_price_list(bad_kpi).await, Code::InvalidArgument);
     let mut bad_fee = list.clone();
     bad_fee.version = 2;
     bad_fee.devices[0].provisioning_fee = "1000000.1".into();
-    let err = c.publish_price_list(bad_fee).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    code_of(c.publish_price_list(bad_fee).await, Code::InvalidArgument);
     // Models may be added and fees changed.
     let mut more = list;
     more.version = 2;
@@ -72,8 +72,7 @@ async fn a_price_list_carries_devices_maintenance_and_credits() {
     let mut c = ledger(&srv.url).await;
     let mut again = example_list();
     again.version = 2;
-    let err = c.publish_price_list(again).await.unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition, "version 2 exists");
+    code_of(c.publish_price_list(again).await, Code::FailedPrecondition);
     srv.stop().await;
 }
 
@@ -459,14 +458,8 @@ async fn maintenance_through_the_server() {
     .unwrap();
     let mut expiring = Vec::new();
     while expiring.is_empty() {
-        let n = tokio::time::timeout(std::time::Duration::from_secs(2), w.message())
-            .await
-            .expect("a notice within 2 s")
-            .unwrap()
-            .unwrap();
-        if n.kind == pb::notice::Kind::MaintenanceExpiring as i32 {
-            expiring.push((n.at, n.pbx_id, n.threshold_seconds));
-        }
+        let n = next_notice_of(&mut w, pb::notice::Kind::MaintenanceExpiring).await;
+        expiring.push((n.at, n.pbx_id, n.threshold_seconds));
     }
     // srv-2's included coverage ends unrenewed; srv-1's continues (5y plan).
     assert_eq!(
@@ -533,29 +526,10 @@ async fn maintenance_through_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_of_the_device_and_maintenance_rpcs() {
-    use isc_ledger::api::auth::Tokens;
     let dir = tempfile::tempdir().unwrap();
-    let tokens =
-        Tokens::from_pairs("agent-tok=agent,vendor-tok=vendor,audit-tok=auditor,admin-tok=admin")
-            .unwrap();
-    let srv = start_with(
-        dir.path(),
-        T0,
-        tokens,
-        isc_ledger::domain::Policy::default(),
-    )
-    .await;
-    let ch = channel(&srv.url).await;
-    let with = |tok: &'static str| {
-        pb::ledger_client::LedgerClient::with_interceptor(
-            ch.clone(),
-            move |mut r: tonic::Request<()>| {
-                r.metadata_mut()
-                    .insert("authorization", format!("Bearer {tok}").parse().unwrap());
-                Ok(r)
-            },
-        )
-    };
+    let srv = start_with_roles(dir.path(), T0).await;
+    let callers = Callers::connect(&srv.url).await;
+    let with = |tok: &str| callers.with(tok);
     let dev = || {
         register_device(
             "acme",

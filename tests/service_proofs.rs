@@ -8,7 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use isc_ledger::api::auth::Tokens;
 use isc_ledger::api::pb;
 use isc_ledger::cli::client::ClientOpts;
 use isc_ledger::cli::proofs::{
@@ -308,25 +307,15 @@ async fn receipts_carry_signed_heads_and_proofs_verify() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_of_the_proof_rpcs() {
     let tmp = tempfile::tempdir().unwrap();
-    let tokens =
-        Tokens::from_pairs("tok-agent=agent,tok-vendor=vendor,tok-aud=auditor,tok-admin=admin")
-            .unwrap();
-    let srv = start_with(tmp.path(), T0, tokens, Policy::default()).await;
-    let ch = channel(&srv.url).await;
+    let srv = start_with_roles(tmp.path(), T0).await;
+    let callers = Callers::connect(&srv.url).await;
     for (tok, proofs, log) in [
-        ("tok-agent", true, false),
-        ("tok-vendor", false, false),
-        ("tok-aud", true, true),
-        ("tok-admin", true, true),
+        ("agent-tok", true, false),
+        ("vendor-tok", false, false),
+        ("audit-tok", true, true),
+        ("admin-tok", true, true),
     ] {
-        let v: tonic::metadata::MetadataValue<_> = format!("Bearer {tok}").parse().unwrap();
-        let mut c = pb::ledger_client::LedgerClient::with_interceptor(
-            ch.clone(),
-            move |mut r: tonic::Request<()>| {
-                r.metadata_mut().insert("authorization", v.clone());
-                Ok(r)
-            },
-        );
+        let mut c = callers.with(tok);
         let h = c.get_tree_head(pb::GetTreeHeadRequest {}).await;
         let i = c
             .get_inclusion_proof(pb::GetInclusionProofRequest {

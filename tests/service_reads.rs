@@ -436,21 +436,9 @@ async fn list_accounts_pages_stay_stable_while_accounts_are_added() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_accounts_roles() {
     let dir = tempfile::tempdir().unwrap();
-    let tokens =
-        Tokens::from_pairs("agent-tok=agent,vendor-tok=vendor,audit-tok=auditor,admin-tok=admin")
-            .unwrap();
-    let srv = start_with(dir.path(), T0, tokens, Policy::default()).await;
-    let ch = channel(&srv.url).await;
-    let with = |tok: &'static str| {
-        pb::ledger_client::LedgerClient::with_interceptor(
-            ch.clone(),
-            move |mut r: tonic::Request<()>| {
-                r.metadata_mut()
-                    .insert("authorization", format!("Bearer {tok}").parse().unwrap());
-                Ok(r)
-            },
-        )
-    };
+    let srv = start_with_roles(dir.path(), T0).await;
+    let callers = Callers::connect(&srv.url).await;
+    let with = |tok: &str| callers.with(tok);
     with("agent-tok").open_account(open("a1")).await.unwrap();
     let q = || list(pb::AccountState::Unspecified, Order::Runout);
     for tok in ["agent-tok", "audit-tok", "admin-tok"] {
@@ -465,7 +453,7 @@ async fn list_accounts_roles() {
         with("wrong").list_accounts(q()).await,
         Code::Unauthenticated,
     );
-    let mut anon = pb::ledger_client::LedgerClient::new(ch.clone());
+    let mut anon = callers.anon();
     code_of(anon.list_accounts(q()).await, Code::Unauthenticated);
     srv.stop().await;
 }

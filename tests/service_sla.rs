@@ -123,19 +123,6 @@ impl Sla {
 }
 
 /// The next notice of `kind` within 2 s.
-async fn next_of(w: &mut tonic::Streaming<pb::Notice>, kind: pb::notice::Kind) -> pb::Notice {
-    loop {
-        let n = tokio::time::timeout(Duration::from_secs(2), w.message())
-            .await
-            .expect("a notice within 2 s")
-            .unwrap()
-            .expect("the stream is open");
-        if n.kind == kind as i32 {
-            return n;
-        }
-    }
-}
-
 fn figures(r: &pb::SlaReport, priority: u32, kpi: pb::SlaKpi) -> (u32, u32, u32, String) {
     let p = r
         .priorities
@@ -196,13 +183,13 @@ async fn incidents_met_and_breached_per_kpi_the_report_and_credits() {
     s.respond("C").await;
     // B's response is due 13:00: warned at 12:00, breached at 13:00:01.
     s.at(mon(12, 0)).await;
-    let n = next_of(&mut w, Kind::SlaDeadline).await;
+    let n = next_notice_of(&mut w, Kind::SlaDeadline).await;
     assert_eq!(
         (n.incident_id.as_str(), n.kpi, n.at, n.deadline, n.priority),
         ("B", Response as i32, mon(12, 0), mon(13, 0), 1)
     );
     s.at(mon(13, 0) + 1).await;
-    let n = next_of(&mut w, Kind::SlaBreach).await;
+    let n = next_notice_of(&mut w, Kind::SlaBreach).await;
     assert_eq!(
         (n.incident_id.as_str(), n.kpi, n.at, n.deadline),
         ("B", Response as i32, mon(13, 0) + 1, mon(13, 0))
@@ -219,7 +206,7 @@ async fn incidents_met_and_breached_per_kpi_the_report_and_credits() {
     s.update("D").await;
     // B's first update was due 4 sh after its response: 3 h Monday, 1 h Tuesday.
     s.at(tue(10, 0)).await;
-    let n = next_of(&mut w, Kind::SlaBreach).await;
+    let n = next_notice_of(&mut w, Kind::SlaBreach).await;
     assert_eq!(
         (n.incident_id.as_str(), n.kpi, n.occurrence, n.at),
         ("B", Update as i32, 0, tue(9, 30) + 1)
@@ -413,13 +400,13 @@ async fn a_granted_credit_reactivates_a_suspended_account() {
         .unwrap()
         .into_inner();
     s.at(mon(9, 30)).await;
-    assert_eq!(next_of(&mut w, Kind::Depletion).await.at, mon(9, 0));
+    assert_eq!(next_notice_of(&mut w, Kind::Depletion).await.at, mon(9, 0));
     s.report("P1", "susp", 1).await;
     // Response due 13:30; the breach at 13:30:01 grants 1 iSC and reactivates.
     s.at(mon(14, 0)).await;
-    let b = next_of(&mut w, Kind::SlaBreach).await;
+    let b = next_notice_of(&mut w, Kind::SlaBreach).await;
     assert_eq!(b.at, mon(13, 30) + 1);
-    let r = next_of(&mut w, Kind::Reactivation).await;
+    let r = next_notice_of(&mut w, Kind::Reactivation).await;
     assert_eq!(r.at, mon(13, 30) + 1);
     let v = s
         .ledger
@@ -494,7 +481,7 @@ async fn a_priority_change_recomputes_deadlines_and_breaches_at_once() {
         .unwrap()
         .into_inner();
     assert_eq!(r.at, mon(14, 0));
-    let b = next_of(&mut w, Kind::SlaBreach).await;
+    let b = next_notice_of(&mut w, Kind::SlaBreach).await;
     assert_eq!((b.at, b.deadline, b.priority), (mon(14, 0), mon(13, 0), 1));
     assert_eq!(s.balance("acme").await, "2.5");
     let rep = s.sla_report().await;

@@ -1,13 +1,17 @@
 //! Shared helpers for the service integration tests: an in-process server on
 //! 127.0.0.1:0 over a temp dir (or, for the `_pg` test targets, a database
 //! of a throwaway PostgreSQL cluster: see [`pg::store_for`]), with a manual
-//! clock, and typed clients.
+//! clock, and typed clients; a server with the four roles' tokens and
+//! clients calling as one of them ([`start_with_roles`], [`Callers`]); the
+//! asserts of a rejection ([`code_of`], [`code_with`]) and of the next
+//! notice on a watch ([`next_notice`], [`next_notice_of`]).
 #![allow(dead_code)]
 
 pub mod pg;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use isc_ledger::api::auth::Tokens;
 use isc_ledger::api::pb;
@@ -18,6 +22,9 @@ use isc_ledger::domain::Policy;
 use isc_ledger::engine::{Engine, EngineConfig, ManualClock};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::Channel;
 
 pub struct TestServer {
@@ -77,6 +84,59 @@ pub async fn start_with(dir: &Path, start_at: i64, tokens: Tokens, policy: Polic
 
 pub async fn start(dir: &Path, start_at: i64) -> TestServer {
     start_with(dir, start_at, Tokens::none(), Policy::default()).await
+}
+
+/// The tokens of [`start_with_roles`]: `agent-tok`, `vendor-tok`,
+/// `audit-tok`, `admin-tok`, one per role.
+pub const ROLE_TOKENS: &str = "agent-tok=agent,vendor-tok=vendor,audit-tok=auditor,admin-tok=admin";
+
+/// A server (default policy) that takes only the tokens of [`ROLE_TOKENS`].
+pub async fn start_with_roles(dir: &Path, start_at: i64) -> TestServer {
+    let tokens = Tokens::from_pairs(ROLE_TOKENS).expect("role tokens");
+    start_with(dir, start_at, tokens, Policy::default()).await
+}
+
+/// Sends `authorization: Bearer <token>` with every call.
+#[derive(Clone)]
+pub struct Bearer(MetadataValue<Ascii>);
+
+impl Interceptor for Bearer {
+    fn call(&mut self, mut r: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        r.metadata_mut().insert("authorization", self.0.clone());
+        Ok(r)
+    }
+}
+
+/// A ledger client calling with a token.
+pub type AuthedLedger = LedgerClient<InterceptedService<Channel, Bearer>>;
+
+/// Clients over one connection, each calling as someone.
+pub struct Callers {
+    ch: Channel,
+}
+
+impl Callers {
+    pub async fn connect(url: &str) -> Callers {
+        Callers {
+            ch: channel(url).await,
+        }
+    }
+
+    /// A client sending `token` (any string: a wrong one too).
+    pub fn with(&self, token: &str) -> AuthedLedger {
+        let v = format!("Bearer {token}").parse().expect("an ASCII token");
+        LedgerClient::with_interceptor(self.ch.clone(), Bearer(v))
+    }
+
+    /// A client sending no token.
+    pub fn anon(&self) -> LedgerClient<Channel> {
+        LedgerClient::new(self.ch.clone())
+    }
+
+    /// The connection, for the other services (health, reflection).
+    pub fn channel(&self) -> Channel {
+        self.ch.clone()
+    }
 }
 
 pub async fn channel(url: &str) -> Channel {
@@ -164,6 +224,41 @@ pub fn code_of<T: std::fmt::Debug>(r: Result<T, tonic::Status>, code: tonic::Cod
             assert_eq!(s.code(), code, "message: {}", s.message());
             assert!(!s.message().is_empty(), "a status needs a message");
             s.message().to_string()
+        }
+    }
+}
+
+/// Asserts a call failed with `code` and a message containing `part`, and
+/// returns the message.
+#[track_caller]
+pub fn code_with<T: std::fmt::Debug>(
+    r: Result<T, tonic::Status>,
+    code: tonic::Code,
+    part: &str,
+) -> String {
+    let msg = code_of(r, code);
+    assert!(msg.contains(part), "expected {part:?} in: {msg}");
+    msg
+}
+
+/// The next notice on a watch, within 2 s.
+pub async fn next_notice(w: &mut tonic::Streaming<pb::Notice>) -> pb::Notice {
+    tokio::time::timeout(Duration::from_secs(2), w.message())
+        .await
+        .expect("a notice within 2 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+/// The next notice of `kind` on a watch (others are skipped), each within 2 s.
+pub async fn next_notice_of(
+    w: &mut tonic::Streaming<pb::Notice>,
+    kind: pb::notice::Kind,
+) -> pb::Notice {
+    loop {
+        let n = next_notice(w).await;
+        if n.kind == kind as i32 {
+            return n;
         }
     }
 }

@@ -32,9 +32,7 @@ async fn funded(url: &str) -> (pb::Receipt, pb::Receipt) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_method_answers() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
-    let mut c = ledger(&srv.url).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
 
     let r = c
         .publish_price_list(price_list(1, 0, "2.628"))
@@ -161,9 +159,7 @@ async fn every_method_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejection_codes_of_section_7_and_11() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
-    let mut c = ledger(&srv.url).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     // Licenses while no price list is in effect.
     c.open_account(open("early")).await.unwrap();
     code_of(
@@ -374,10 +370,8 @@ async fn idempotent_top_up_retry_returns_the_first_receipt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn depletion_and_reactivation_through_get_account_and_watch() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     funded(&srv.url).await;
-    let mut c = ledger(&srv.url).await;
     let mut clk = clock(&srv.url).await;
     let mut w = c
         .watch(pb::WatchRequest {
@@ -478,10 +472,8 @@ async fn depletion_and_reactivation_through_get_account_and_watch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_every_balance_to_the_nano() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
+    let (dir, srv, mut c) = start_temp(T0).await;
     funded(&srv.url).await;
-    let mut c = ledger(&srv.url).await;
     let mut clk = clock(&srv.url).await;
     for i in 0..20u32 {
         let id = format!("acct-{i}");
@@ -608,10 +600,8 @@ async fn auth_failures() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_clear_errors_and_the_server_stays_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     funded(&srv.url).await;
-    let mut c = ledger(&srv.url).await;
 
     // Huge repeated field (under the size limit): INVALID_ARGUMENT.
     let mut huge = config("acme", "pbx-1", 1);
@@ -665,9 +655,7 @@ async fn malformed_requests_get_clear_errors_and_the_server_stays_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compliance_report_flags_on_off_cycling() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
-    let mut c = ledger(&srv.url).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     c.publish_price_list(price_list(1, 0, "2.628"))
         .await
         .unwrap();
@@ -737,9 +725,7 @@ async fn reflection_lists_the_ledger_and_clock_services() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn license_model_warnings_and_violations_reach_the_client() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
-    let mut c = ledger(&srv.url).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     let mut list = price_list(1, 0, "2.628");
     for t in ["PBX-Standby13", "Port13$20"] {
         list.entries.push(pb::PriceEntry {

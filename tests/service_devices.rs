@@ -23,9 +23,7 @@ fn example_list() -> pb::PublishPriceListRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_price_list_carries_devices_maintenance_and_credits() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
-    let mut c = ledger(&srv.url).await;
+    let (dir, srv, mut c) = start_temp(T0).await;
     let list = example_list();
     assert_eq!(list.devices.len(), 3);
     assert_eq!(list.maintenance.as_ref().map(|m| m.plans.len()), Some(2));
@@ -133,10 +131,8 @@ async fn setup(url: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_through_the_server() {
     use pb::device::{Channel, Status, SupportLevel};
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     setup(&srv.url).await;
-    let mut c = ledger(&srv.url).await;
     let r = c
         .register_device(register_device(
             "acme",
@@ -336,10 +332,8 @@ async fn devices_through_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_through_the_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
+    let (dir, srv, mut c) = start_temp(T0).await;
     setup(&srv.url).await;
-    let mut c = ledger(&srv.url).await;
     let mut clk = clock(&srv.url).await;
     let r = c
         .register_pbx(register_pbx("acme", "srv-1", 6, 5))

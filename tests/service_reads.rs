@@ -30,9 +30,7 @@ fn invalid_naming<T: std::fmt::Debug>(r: Result<T, tonic::Status>, id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_check_the_id_before_existence() {
-    let dir = tempfile::tempdir().unwrap();
-    let srv = start(dir.path(), T0).await;
-    let mut c = ledger(&srv.url).await;
+    let (_dir, srv, mut c) = start_temp(T0).await;
     c.open_account(open("acme")).await.unwrap();
 
     for id in malformed() {

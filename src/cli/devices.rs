@@ -233,7 +233,7 @@ fn maintenance_text(v: &pb::MaintenanceView) -> String {
 /// `isc-ledger device ...`
 pub async fn device(opts: &ClientOpts, a: DeviceArgs) -> anyhow::Result<()> {
     let mut c = opts.ledger().await?;
-    match a.cmd {
+    let r = match a.cmd {
         DeviceCmd::Register {
             account_id,
             device_id,
@@ -245,18 +245,14 @@ pub async fn device(opts: &ClientOpts, a: DeviceArgs) -> anyhow::Result<()> {
                 ChannelArg::Vendor => pb::device::Channel::Vendor,
                 ChannelArg::Other => pb::device::Channel::Other,
             };
-            let r = c
-                .register_device(pb::RegisterDeviceRequest {
-                    account_id,
-                    device_id,
-                    model,
-                    channel: channel as i32,
-                    provisioned,
-                })
-                .await
-                .map_err(rpc_err)?
-                .into_inner();
-            print_receipt(opts, &r).await;
+            c.register_device(pb::RegisterDeviceRequest {
+                account_id,
+                device_id,
+                model,
+                channel: channel as i32,
+                provisioned,
+            })
+            .await
         }
         DeviceCmd::Status {
             device_id,
@@ -268,16 +264,12 @@ pub async fn device(opts: &ClientOpts, a: DeviceArgs) -> anyhow::Result<()> {
                 StatusArg::Incompatible => pb::device::Status::Incompatible,
                 StatusArg::Banned => pb::device::Status::Banned,
             };
-            let r = c
-                .set_device_status(pb::SetDeviceStatusRequest {
-                    device_id,
-                    status: status as i32,
-                    reason,
-                })
-                .await
-                .map_err(rpc_err)?
-                .into_inner();
-            print_receipt(opts, &r).await;
+            c.set_device_status(pb::SetDeviceStatusRequest {
+                device_id,
+                status: status as i32,
+                reason,
+            })
+            .await
         }
         DeviceCmd::List { account_id } => {
             let l = c
@@ -286,45 +278,41 @@ pub async fn device(opts: &ClientOpts, a: DeviceArgs) -> anyhow::Result<()> {
                 .map_err(rpc_err)?
                 .into_inner();
             print(opts, devices_json(&l), devices_text(&l));
+            return Ok(());
         }
     }
+    .map_err(rpc_err)?
+    .into_inner();
+    print_receipt(opts, &r).await;
     Ok(())
 }
 
 /// `isc-ledger pbx ...`
 pub async fn pbx(opts: &ClientOpts, a: PbxArgs) -> anyhow::Result<()> {
     let mut c = opts.ledger().await?;
-    match a.cmd {
+    let r = match a.cmd {
         PbxCmd::Register {
             account_id,
             pbx_id,
             release,
         } => {
             let (firmware_major, firmware_minor) = parse_release(&release)?;
-            let r = c
-                .register_pbx(pb::RegisterPbxRequest {
-                    account_id,
-                    pbx_id,
-                    firmware_major,
-                    firmware_minor,
-                })
-                .await
-                .map_err(rpc_err)?
-                .into_inner();
-            print_receipt(opts, &r).await;
+            c.register_pbx(pb::RegisterPbxRequest {
+                account_id,
+                pbx_id,
+                firmware_major,
+                firmware_minor,
+            })
+            .await
         }
         PbxCmd::Upgrade { pbx_id, release } => {
             let (firmware_major, firmware_minor) = parse_release(&release)?;
-            let r = c
-                .upgrade_firmware(pb::UpgradeFirmwareRequest {
-                    pbx_id,
-                    firmware_major,
-                    firmware_minor,
-                })
-                .await
-                .map_err(rpc_err)?
-                .into_inner();
-            print_receipt(opts, &r).await;
+            c.upgrade_firmware(pb::UpgradeFirmwareRequest {
+                pbx_id,
+                firmware_major,
+                firmware_minor,
+            })
+            .await
         }
         PbxCmd::Maintenance { pbx_id } => {
             let v = c
@@ -333,24 +321,25 @@ pub async fn pbx(opts: &ClientOpts, a: PbxArgs) -> anyhow::Result<()> {
                 .map_err(rpc_err)?
                 .into_inner();
             print(opts, maintenance_json(&v), maintenance_text(&v));
+            return Ok(());
         }
     }
+    .map_err(rpc_err)?
+    .into_inner();
+    print_receipt(opts, &r).await;
     Ok(())
 }
 
 /// `isc-ledger plan ...`
 pub async fn plan(opts: &ClientOpts, a: PlanArgs) -> anyhow::Result<()> {
     let mut c = opts.ledger().await?;
-    match a.cmd {
-        PlanCmd::Buy { pbx_id, plan, key } => {
-            let r = c
-                .buy_plan(pb::BuyPlanRequest { pbx_id, plan, key })
-                .await
-                .map_err(rpc_err)?
-                .into_inner();
-            print_receipt(opts, &r).await;
-        }
-    }
+    let PlanCmd::Buy { pbx_id, plan, key } = a.cmd;
+    let r = c
+        .buy_plan(pb::BuyPlanRequest { pbx_id, plan, key })
+        .await
+        .map_err(rpc_err)?
+        .into_inner();
+    print_receipt(opts, &r).await;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! Shared helpers for the service integration tests: an in-process server on
 //! 127.0.0.1:0 over a temp dir (or, for the `_pg` test targets, a database
 //! of a throwaway PostgreSQL cluster: see [`pg::store_for`]), with a manual
-//! clock, and typed clients; a server with the four roles' tokens and
+//! clock, and typed clients ([`start_temp`]: a temp dir, its server and a
+//! client); a server with the four roles' tokens and
 //! clients calling as one of them ([`start_with_roles`], [`Callers`]); the
 //! asserts of a rejection ([`code_of`], [`code_with`]) and of the next
 //! notice on a watch ([`next_notice`], [`next_notice_of`]).
@@ -84,6 +85,15 @@ pub async fn start_with(dir: &Path, start_at: i64, tokens: Tokens, policy: Polic
 
 pub async fn start(dir: &Path, start_at: i64) -> TestServer {
     start_with(dir, start_at, Tokens::none(), Policy::default()).await
+}
+
+/// A server over a fresh temp dir, and a client: the start of most tests.
+/// Keep the dir for as long as the server runs (and to restart on it).
+pub async fn start_temp(start_at: i64) -> (tempfile::TempDir, TestServer, LedgerClient<Channel>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let srv = start(dir.path(), start_at).await;
+    let c = ledger(&srv.url).await;
+    (dir, srv, c)
 }
 
 /// The tokens of [`start_with_roles`]: `agent-tok`, `vendor-tok`,

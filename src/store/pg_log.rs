@@ -5,8 +5,9 @@
 //!
 //! Durability: one transaction per append (a group commit of the engine):
 //! `BEGIN; INSERT` of every record of the batch in one statement (arrays
-//! unnested server-side)`; UPDATE isc_head` by compare-and-set on the old
-//! head`; COMMIT`, pipelined in one round trip. `append` returns `Ok` only
+//! unnested server-side; behind the writer lease, joined with the lease's
+//! fence)`; UPDATE isc_head` by compare-and-set on the old head`; COMMIT`,
+//! pipelined in one round trip. `append` returns `Ok` only
 //! after `COMMIT` returned; what that guarantees depends on the server's
 //! `synchronous_commit` (ARCHITECTURE.md). A second writer is refused twice:
 //! by the head's compare-and-set and by the dense `seq` primary key.
@@ -168,8 +169,26 @@ impl ReadStatements {
 
 const SQL_INSERT: &str = "INSERT INTO isc_records (seq, at, version, prev_hash, hash, account_id, payload) \
      SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::smallint[], $4::bytea[], $5::bytea[], $6::bytea[], $7::bytea[])";
-const SQL_SET_HEAD: &str =
-    "UPDATE isc_head SET seq = $1, at = $2, hash = $3 WHERE seq = $4 AND hash = $5";
+/// Moves the head by compare-and-set, and only when the new head's record
+/// is there (a fenced insert that inserted nothing leaves it alone).
+const SQL_SET_HEAD: &str = "UPDATE isc_head SET seq = $1, at = $2, hash = $3 \
+     WHERE seq = $4 AND hash = $5 AND EXISTS (SELECT 1 FROM isc_records WHERE seq = $1)";
+
+/// The append's INSERT behind the writer lease's fence: `fence_sql` (one
+/// parameter, the epoch; a row when the lease is held, locked `FOR SHARE`)
+/// becomes a CTE the rows are joined with, so the fence costs no round
+/// trip of its own and a lost lease inserts nothing. Built from constant
+/// SQL only (`pg_lease::FENCE_SQL`), never from data.
+fn fenced_insert_sql(fence_sql: &str) -> String {
+    format!(
+        "WITH fence AS ({fence_sql}) \
+         INSERT INTO isc_records (seq, at, version, prev_hash, hash, account_id, payload) \
+         SELECT u.seq, u.at, u.version, u.prev_hash, u.hash, u.account_id, u.payload \
+         FROM fence CROSS JOIN UNNEST($2::bigint[], $3::bigint[], $4::smallint[], $5::bytea[], \
+              $6::bytea[], $7::bytea[], $8::bytea[]) \
+           AS u (seq, at, version, prev_hash, hash, account_id, payload)"
+    )
+}
 const SQL_RANGE: &str = "SELECT seq, at, version, prev_hash, hash, payload FROM isc_records \
      WHERE seq >= $1 AND seq <= $2 ORDER BY seq";
 /// The replay's bounds: session settings read by [`SQL_SCAN_COPY`] (a COPY
@@ -214,7 +233,7 @@ pub struct PgLog<E> {
     head: Head,
     opts: StoreOptions,
     last_snapshot_seq: u64,
-    /// The writer lease's fence: the prepared check and the epoch held.
+    /// The writer lease's fence: the prepared fenced INSERT and the epoch held.
     fence: Option<(Statement, i64)>,
     /// Several nodes: the fence's SQL (prepared again after a reconnect),
     /// how to connect again after a lost connection, and the session bound
@@ -1084,46 +1103,29 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let (new_seq, old_seq) = (seq_param(new_head.seq)?, seq_param(old.seq)?);
             let new_hash = new_head.hash.to_vec();
             let old_hash = old.hash.to_vec();
-            // Pipelined: the messages leave together, one round trip. A
-            // fenced writer (writer lease) first checks its epoch in the same
-            // transaction (`pg_lease::FENCE_SQL` locks the lease row FOR
-            // SHARE, so a takeover waits for this transaction to end) and
-            // goes on only if it still holds it: one more round trip.
-            if let (Some(stmt), Some(epoch)) = (&fence, fence_epoch) {
-                let begin = client.batch_execute("BEGIN");
-                let fence_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&epoch];
-                let check = client.query(stmt, &fence_params);
-                let (b, f) = futures::join!(begin, check);
-                b.map_err(|e| pg_error("append: BEGIN", e))?;
-                let held = match f {
-                    Ok(rows) => rows.len() == 1,
-                    Err(e) => {
-                        let _ = client.batch_execute("ROLLBACK").await;
-                        return Err(pg_error("append: cannot check the writer lease", e));
-                    }
-                };
-                if !held {
-                    client
-                        .batch_execute("ROLLBACK")
-                        .await
-                        .map_err(|e| pg_error("append: ROLLBACK", e))?;
-                    return Err(StoreError::Fenced {
-                        epoch: u64::try_from(epoch).unwrap_or(0),
-                    });
-                }
-            }
-            let begin = async {
-                match fence {
-                    Some(_) => Ok(()), // begun above
-                    None => client.batch_execute("BEGIN").await,
-                }
-            };
-            let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            // Pipelined: the four messages leave together, one round trip.
+            // A fenced writer (writer lease) inserts through the fence's CTE
+            // (`fenced_insert_sql`): the lease row is locked FOR SHARE by
+            // the INSERT itself, so a takeover waits for this transaction to
+            // end, and a lost lease inserts nothing (the head stays too).
+            let begin = client.batch_execute("BEGIN");
+            let rows: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
                 &seqs, &ats, &versions, &prevs, &hashes, &accounts, &payloads,
             ];
+            let insert = async {
+                match (&fence, &fence_epoch) {
+                    (Some(stmt), Some(epoch)) => {
+                        let mut fenced: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                            Vec::with_capacity(8);
+                        fenced.push(epoch);
+                        fenced.extend_from_slice(&rows);
+                        client.execute(stmt, &fenced).await
+                    }
+                    _ => client.execute(&stmts.insert, &rows).await,
+                }
+            };
             let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                 [&new_seq, &new_head.at, &new_hash, &old_seq, &old_hash];
-            let insert = client.execute(&stmts.insert, &insert_params);
             let set_head = client.execute(&stmts.set_head, &head_params);
             let commit = client.batch_execute("COMMIT");
             let (b, i, h, c) = futures::join!(begin, insert, set_head, commit);
@@ -1138,6 +1140,12 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let moved = h.map_err(|e| pg_error("append: cannot move the head", e))?;
             // An error above aborted the transaction: its COMMIT rolled back.
             c.map_err(|e| pg_error("append: COMMIT (outcome unknown)", e))?;
+            if let (Some(epoch), 0) = (fence_epoch, inserted) {
+                // The lease moved on: the transaction committed nothing.
+                return Err(StoreError::Fenced {
+                    epoch: u64::try_from(epoch).unwrap_or(0),
+                });
+            }
             if inserted != n as u64 || moved != 1 {
                 // Cannot happen inside one transaction unless the head moved
                 // under us; then the COMMIT above committed nothing useful:
@@ -1154,9 +1162,9 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
     }
 
     /// Fences every later append with the writer lease: `sql` (one bound
-    /// parameter, the epoch; see `pg_lease::FENCE_SQL`) runs first in each
-    /// append transaction and must return exactly one row, else the append
-    /// fails with [`StoreError::Fenced`] and nothing of it is acknowledged.
+    /// parameter, the epoch; see `pg_lease::FENCE_SQL`) is joined into each
+    /// append's INSERT and must return exactly one row, else nothing of the
+    /// batch is inserted and the append fails with [`StoreError::Fenced`].
     /// `None` removes the fence (a single node without a lease).
     pub fn set_fence(&mut self, fence: Option<(&str, u64)>) -> Result<(), StoreError> {
         self.fence_sql = fence.map(|(sql, _)| sql.to_owned());
@@ -1167,7 +1175,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
                     StoreError::Postgres(format!("fencing epoch {epoch} too large"))
                 })?;
                 let client = self.writer.clone();
-                let sql = sql.to_owned();
+                let sql = fenced_insert_sql(sql);
                 let stmt = self.rt.run(async move {
                     client
                         .prepare(&sql)
@@ -1217,7 +1225,12 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             };
             let read_stmts = ReadStatements::prepare(&reader).await?;
             let fence_stmt = match fence_sql {
-                Some(sql) => Some(writer.prepare(&sql).await.map_err(prep)?),
+                Some(sql) => Some(
+                    writer
+                        .prepare(&fenced_insert_sql(&sql))
+                        .await
+                        .map_err(prep)?,
+                ),
                 None => None,
             };
             Ok((

@@ -51,6 +51,9 @@ impl Node {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--lease", LEASE])
             .args(["--min-seq-wait", "3s", "--store", store])
+            // Every node of one ledger signs with the same key file.
+            .arg("--data")
+            .arg(logs.join("node-dir"))
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())

@@ -499,10 +499,14 @@ impl BenchServer {
                     .await?
                     .context("throwaway PostgreSQL cluster")?;
                 let url = c.url("postgres");
+                // The node's own directory (its signing key).
+                let d = tempfile::tempdir().context("temp dir")?;
+                let node_dir = d.path().display().to_string();
+                dir = Some(d);
                 cluster = Some(c);
                 (
                     "postgres (throwaway cluster)".into(),
-                    vec!["--store".into(), url],
+                    vec!["--store".into(), url, "--data".into(), node_dir],
                 )
             }
             other => match crate::store::StoreLocation::parse(other) {

@@ -22,7 +22,8 @@ use crate::store::{pg_lease, StoreLocation};
 /// Options of `serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Data directory of the embedded store.
+    /// Data directory of the embedded store; with --store, the node's own
+    /// directory (its signing key, when --signing-key is not given).
     #[arg(long, value_name = "DIR", default_value = crate::store::DEFAULT_DATA_DIR,
           env = "ISC_LEDGER_DATA", hide_env_values = true)]
     pub data: PathBuf,
@@ -79,7 +80,8 @@ pub struct ServeArgs {
     #[arg(long, default_value = "5s", value_parser = super::parse_wait)]
     pub min_seq_wait: std::time::Duration,
     /// The ledger's Ed25519 signing key file (`isc-ledger key new`);
-    /// default: `<data>/ledger-key`, created on first start.
+    /// default: `<data>/ledger-key`, created on first start (with --store
+    /// too: every node of one ledger needs the same key file).
     #[arg(long, value_name = "FILE", env = "ISC_LEDGER_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
     /// No Merkle tree and no signed heads (benchmark comparisons only).
@@ -240,6 +242,7 @@ pub async fn run(a: ServeArgs) -> anyhow::Result<()> {
         min_seq_wait: a.min_seq_wait,
         support_calendar: a.support_calendar()?,
         signing_key: a.signing_key.clone(),
+        key_dir: a.store.is_some().then(|| a.data.clone()),
         proofs: !a.no_proofs,
         ..EngineConfig::default()
     };

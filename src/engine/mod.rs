@@ -132,9 +132,13 @@ pub struct EngineConfig {
     /// The support calendar to run on (spec §16): recorded in the log at
     /// start-up when it differs from the one in force.
     pub support_calendar: SupportCalendar,
-    /// The ledger's signing key file; `None`: `<data>/ledger-key`, created
-    /// on first start.
+    /// The ledger's signing key file; `None`: `<data>/ledger-key` (or
+    /// `<key_dir>/ledger-key` for a database store), created on first start.
     pub signing_key: Option<PathBuf>,
+    /// For a database store: the node's own directory, where its default
+    /// signing key lives (`serve --data`). `None` with a database store and
+    /// no `signing_key`: a key of this run only.
+    pub key_dir: Option<PathBuf>,
     /// Keep the Merkle tree and sign heads (only benchmarks turn it off).
     pub proofs: bool,
 }
@@ -151,6 +155,7 @@ impl Default for EngineConfig {
             cluster: None,
             support_calendar: SupportCalendar::default(),
             signing_key: None,
+            key_dir: None,
             proofs: true,
         }
     }
@@ -334,7 +339,12 @@ impl Engine {
         }
         let (tree, signer) = if config.proofs {
             let tree = proofs::rebuild(&log, config.cluster.is_some())?;
-            let key = proofs::load_key(config.signing_key.as_deref(), &store)?;
+            let key = proofs::load_key(
+                config.signing_key.as_deref(),
+                &store,
+                config.key_dir.as_deref(),
+            )?;
+            proofs::check_key_pin(&log, &key)?;
             let h = log.head();
             let head = key.sign(tree.size(), tree.root(), h.at);
             // A node sharing the log stores heads only while it writes.

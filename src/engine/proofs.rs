@@ -161,6 +161,9 @@ pub enum ProofsStartError {
     /// The stored head says the log was longer, or different.
     #[error("{0}")]
     HeadMismatch(String),
+    /// The node's key is not the one the ledger is signed with.
+    #[error("{0}")]
+    KeyMismatch(String),
 }
 
 /// Rebuilds the tree from the log's chain hashes and checks it against the
@@ -220,45 +223,72 @@ pub(crate) fn rebuild<L: LogStore<crate::domain::Event>>(
     Ok(tree)
 }
 
-/// Loads the signing key, or creates `<dir>/ledger-key` on first start. A
-/// PostgreSQL store has no directory: without `--signing-key` it signs with
-/// a key of this run only (warned: auditors pin the key, so every node and
-/// restart must get the same `--signing-key FILE`).
+/// Loads the signing key: the `--signing-key` file when given, else
+/// `<dir>/ledger-key`, created on first start, where `dir` is the sled data
+/// directory or, for a database store, the node's own directory
+/// (`key_dir`: `serve --data`). A database store with neither (library use)
+/// signs with a key of this run only (warned; `check_key_pin` refuses it on
+/// a ledger that already has heads of another key).
 pub(crate) fn load_key(
     explicit: Option<&Path>,
     store: &crate::store::StoreLocation,
+    key_dir: Option<&Path>,
 ) -> Result<LedgerKey, ProofsStartError> {
-    let dir = match (explicit, store) {
-        (None, crate::store::StoreLocation::Dir(d)) => d.as_path(),
-        (None, _) => {
+    if let Some(p) = explicit {
+        let key = LedgerKey::load(p).map_err(ProofsStartError::Key)?;
+        tracing::info!(public_key = %key.public_key_hex(), file = %p.display(), "ledger signing key loaded");
+        return Ok(key);
+    }
+    let dir = match (store, key_dir) {
+        (crate::store::StoreLocation::Dir(d), _) => d.clone(),
+        (_, Some(d)) => {
+            std::fs::create_dir_all(d).map_err(|err| {
+                ProofsStartError::Key(crate::store::sth::SthError::Io {
+                    path: d.display().to_string(),
+                    err,
+                })
+            })?;
+            d.to_path_buf()
+        }
+        (_, None) => {
             let key = LedgerKey::generate().map_err(ProofsStartError::Key)?;
             tracing::warn!(
                 public_key = %key.public_key_hex(),
-                "no --signing-key with a database store: signing with a key of this run only; give every node the same `--signing-key FILE` (isc-ledger key new)"
+                "no signing key with a database store: signing with a key of this run only; give every node the same `--signing-key FILE` (isc-ledger key new)"
             );
             return Ok(key);
         }
-        _ => Path::new(""),
     };
-    match explicit {
-        Some(p) => {
-            let key = LedgerKey::load(p).map_err(ProofsStartError::Key)?;
-            tracing::info!(public_key = %key.public_key_hex(), file = %p.display(), "ledger signing key loaded");
-            Ok(key)
+    let path = dir.join(crate::store::sth::DEFAULT_KEY_FILE);
+    let (key, created) = LedgerKey::load_or_create(&path).map_err(ProofsStartError::Key)?;
+    if created {
+        tracing::info!(
+            public_key = %key.public_key_hex(), file = %path.display(),
+            "created a new ledger signing key"
+        );
+    } else {
+        tracing::info!(public_key = %key.public_key_hex(), file = %path.display(), "ledger signing key loaded");
+    }
+    Ok(key)
+}
+
+/// Refuses a signing key other than the one the ledger's stored head was
+/// signed with: receipt holders and auditors pin the ledger's public key, so
+/// a node (a restart, a second node on the same database) signing with
+/// another key would make every check of its heads fail.
+pub(crate) fn check_key_pin<L: LogStore<crate::domain::Event>>(
+    log: &L,
+    key: &LedgerKey,
+) -> Result<(), ProofsStartError> {
+    match log.load_signed_head()? {
+        Some(stored) if stored.public_key != key.public_key() => {
+            Err(ProofsStartError::KeyMismatch(format!(
+                "this ledger's signed heads are made with the key {}, this node's signing key is {}: start every node with the ledger's key file (`--signing-key FILE`); a new key would make every receipt holder's and auditor's check fail",
+                hex::encode(stored.public_key),
+                key.public_key_hex()
+            )))
         }
-        None => {
-            let path = dir.join(crate::store::sth::DEFAULT_KEY_FILE);
-            let (key, created) = LedgerKey::load_or_create(&path).map_err(ProofsStartError::Key)?;
-            if created {
-                tracing::info!(
-                    public_key = %key.public_key_hex(), file = %path.display(),
-                    "created a new ledger signing key"
-                );
-            } else {
-                tracing::info!(public_key = %key.public_key_hex(), "ledger signing key loaded");
-            }
-            Ok(key)
-        }
+        _ => Ok(()),
     }
 }
 

@@ -52,6 +52,8 @@ pub async fn start_with(dir: &Path, start_at: i64, tokens: Tokens, policy: Polic
         pg::store_for(dir),
         EngineConfig {
             policy,
+            // On PostgreSQL the node's key lives beside (restarts keep it).
+            key_dir: Some(dir.to_path_buf()),
             ..EngineConfig::default()
         },
         clock,

@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,35 +20,8 @@ struct Server {
 }
 
 fn spawn(dir: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "manual",
-            "--start-at",
-            "1000",
-            "--data",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn isc-ledger serve");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines.next().expect("server printed its address").unwrap();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.trim().to_string();
-        }
-    };
-    Server {
-        child,
-        url: format!("http://{addr}"),
-    }
+    let (child, url) = spawn_serve(dir);
+    Server { child, url }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,7 +14,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,35 +47,7 @@ fn bin() -> Command {
 
 /// Writes ~190 records through the real server and stops it cleanly.
 async fn write_ledger(dir: &Path) {
-    let mut child = bin()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--clock",
-            "manual",
-            "--start-at",
-            "1000",
-            "--data",
-        ])
-        .arg(dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn isc-ledger serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server printed its address")
-            .expect("line");
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.trim().to_string();
-        }
-    };
-    let url = format!("http://{addr}");
+    let (mut child, url) = spawn_serve(dir);
     let mut c = ledger(&url).await;
     // Price lists carry their catalogue (several KiB each): enough bytes
     // for sled to write leaves as blob files.

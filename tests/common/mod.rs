@@ -1,7 +1,7 @@
 //! Shared helpers for the service integration tests: an in-process server on
 //! 127.0.0.1:0 over a temp dir (or, for the `_pg` test targets, a database
 //! of a throwaway PostgreSQL cluster: see [`pg::store_for`]), with a manual
-//! clock, and typed clients ([`start_temp`]: a temp dir, its server and a
+//! clock, or the real binary ([`spawn_serve`]), and typed clients ([`start_temp`]: a temp dir, its server and a
 //! client); a server with the four roles' tokens and
 //! clients calling as one of them ([`start_with_roles`], [`Callers`]); the
 //! asserts of a rejection ([`code_of`], [`code_with`]) and of the next
@@ -149,6 +149,41 @@ impl Callers {
     pub fn channel(&self) -> Channel {
         self.ch.clone()
     }
+}
+
+/// `isc-ledger serve` spawned on `dir` (manual clock at 1000, gRPC on an
+/// ephemeral port): the child, once it printed its address, and its URL.
+pub fn spawn_serve(dir: &Path) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--clock",
+            "manual",
+            "--start-at",
+            "1000",
+            "--data",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn isc-ledger serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server printed its address")
+            .expect("line");
+        if let Some(a) = line.strip_prefix("listening on ") {
+            break a.trim().to_string();
+        }
+    };
+    (child, format!("http://{addr}"))
 }
 
 pub async fn channel(url: &str) -> Channel {

@@ -6,8 +6,11 @@
 //! Regenerate only on purpose (never for a format change):
 //! `cargo test --test store_golden -- --ignored generate_golden_log`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::offline::copy_dir;
 use isc_ledger::cli::audit::{self, DataArg, ExportArgs, VerifyArgs};
 use isc_ledger::domain::{Ledger, Policy};
 use isc_ledger::store::ledger::{commit, open_ledger_with};
@@ -16,19 +19,6 @@ use isc_ledger::store::StoreOptions;
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).expect("copy");
-        }
-    }
 }
 
 fn export(dir: &Path) -> String {

@@ -2,13 +2,16 @@
 //! way an intruder or a bad disk would, and check that `verify` fails and
 //! names the first bad seq.
 
+mod common;
+
 use std::path::Path;
 
+use common::offline::with_log_tree;
 use isc_ledger::cli::audit::{self, VerifyArgs};
 use isc_ledger::domain::{Ledger, Policy};
 use isc_ledger::store::codec::{decode_frame, frame_parts, get_uvarint, seal_frame, FrameBuilder};
 use isc_ledger::store::ledger::{commit, open_ledger_with};
-use isc_ledger::store::sled_log::{HEAD_KEY, SEGMENT_SIZE_BYTES};
+use isc_ledger::store::sled_log::HEAD_KEY;
 use isc_ledger::store::workload::Workload;
 use isc_ledger::store::StoreOptions;
 
@@ -27,30 +30,6 @@ fn build(dir: &Path) {
     for chunk in events.chunks(BATCH) {
         commit(&mut log, &mut ledger, chunk.to_vec()).expect("commit");
     }
-}
-
-fn with_log_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    // sled's background flusher may hold the lock of the store just closed
-    // for a moment: retry briefly.
-    let mut tries = 0;
-    let db = loop {
-        match sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_SIZE_BYTES)
-            .open()
-        {
-            Ok(db) => break db,
-            Err(e) if tries < 500 => {
-                tries += 1;
-                eprintln!("retrying sled open: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("sled: {e}"),
-        }
-    };
-    let tree = db.open_tree("log").expect("tree");
-    f(&tree);
-    db.flush().expect("flush");
 }
 
 /// Runs `verify` and returns (ok, output).

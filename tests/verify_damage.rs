@@ -14,11 +14,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::offline::{bin, copy_dir};
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -39,10 +39,6 @@ impl Rng {
             self.next() % n
         }
     }
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
 }
 
 /// Writes ~190 records through the real server and stops it cleanly.
@@ -103,19 +99,6 @@ fn fingerprint(dir: &Path) -> BTreeMap<PathBuf, String> {
             (p, h)
         })
         .collect()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let dest = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).expect("copy");
-        }
-    }
 }
 
 /// `verify --json` on `dir`, with a deadline: (exit code, JSON or None, stderr).

@@ -3,15 +3,18 @@
 //! an altered head or a rewritten log is caught by the signature and the
 //! Merkle root, `--sth FILE` checks an auditor's saved head, `--json`.
 
+mod common;
+
 use std::path::Path;
 
+use common::offline::with_log_tree;
 use isc_ledger::cli::audit::{self, VerifyArgs};
 use isc_ledger::domain::{Ledger, Policy};
 use isc_ledger::store::codec::encode_head;
 use isc_ledger::store::datadir::SETTINGS_FILE;
 use isc_ledger::store::ledger::{commit, open_ledger_with, EventLog};
 use isc_ledger::store::merkle::MerkleTree;
-use isc_ledger::store::sled_log::{HEAD_KEY, SEGMENT_SIZE_BYTES};
+use isc_ledger::store::sled_log::HEAD_KEY;
 use isc_ledger::store::sth::{LedgerKey, SignedTreeHead, HEAD_FILE};
 use isc_ledger::store::workload::Workload;
 use isc_ledger::store::{LogStore, StoreOptions};
@@ -56,26 +59,6 @@ fn head_of(leaves: &[([u8; 32], i64)], size: usize, key: &LedgerKey) -> SignedTr
         tree.push(*h);
     }
     key.sign(size as u64, tree.root(), leaves[size - 1].1)
-}
-
-fn with_log_tree(dir: &Path, f: impl FnOnce(&sled::Tree)) {
-    let mut tries = 0;
-    let db = loop {
-        match sled::Config::new()
-            .path(dir)
-            .segment_size(SEGMENT_SIZE_BYTES)
-            .open()
-        {
-            Ok(db) => break db,
-            Err(_) if tries < 500 => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => panic!("sled: {e}"),
-        }
-    };
-    f(&db.open_tree("log").expect("tree"));
-    db.flush().expect("flush");
 }
 
 /// Cuts the log to its first `keep` records (a frame boundary) the way a

@@ -3,10 +3,12 @@
 //! was (they read a private copy: sled writes on open). While a service
 //! holds the store, they say so in plain words and point at `audit`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
+use common::offline::{bin, run};
 use isc_ledger::domain::{Ledger, Policy};
 use isc_ledger::store::ledger::{commit, open_ledger_with};
 use isc_ledger::store::workload::Workload;
@@ -40,19 +42,6 @@ fn fingerprint(dir: &Path) -> BTreeMap<String, (u64, String)> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
-}
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_isc-ledger"))
-}
-
-fn run(args: &[&str]) -> (bool, String, String) {
-    let out = bin().args(args).output().expect("run isc-ledger");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// A store with snapshots and enough records for sled to write blob files.

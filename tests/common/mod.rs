@@ -8,6 +8,7 @@
 //! notice on a watch ([`next_notice`], [`next_notice_of`]).
 #![allow(dead_code)]
 
+pub mod offline;
 pub mod pg;
 
 use std::path::Path;

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::pg_ha::PgCluster;
+use common::pg::PgCluster;
 use common::*;
 use isc_ledger::api::pb;
 use isc_ledger::api::pb::ledger_client::LedgerClient;
@@ -273,7 +273,7 @@ async fn sigkill_of_the_writer_under_load_a_standby_takes_over_nothing_lost() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let pg = PgCluster::start();
     let logs = tempfile::tempdir().unwrap();
-    let store = pg.primary.url();
+    let store = pg.primary.conninfo();
     let mut a = Node::spawn(&store, logs.path(), "a");
     wait_writer(&a.url, "kill", Duration::from_secs(10)).await;
     let b = Node::spawn(&store, logs.path(), "b");
@@ -315,7 +315,7 @@ async fn a_writer_stopped_past_its_lease_steps_down_and_none_of_its_pending_comm
     let _serial = ONE_AT_A_TIME.lock().await;
     let pg = PgCluster::start();
     let logs = tempfile::tempdir().unwrap();
-    let store = pg.primary.url();
+    let store = pg.primary.conninfo();
     let a = Node::spawn(&store, logs.path(), "a");
     wait_writer(&a.url, "stop", Duration::from_secs(10)).await;
     let b = Node::spawn(&store, logs.path(), "b");
@@ -426,7 +426,7 @@ async fn database_failover_to_a_synchronous_standby_loses_nothing_acknowledged()
     pg.primary.kill();
     let killed = Instant::now();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    pg.standby.as_ref().unwrap().promote();
+    pg.standby.as_ref().unwrap().promote().expect("promote");
     let before = acks.lock().unwrap().len();
     wait_acks(&acks, before + 300, Duration::from_secs(30)).await;
     eprintln!(
@@ -456,7 +456,7 @@ async fn standby_lag_under_load() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let pg = PgCluster::start();
     let logs = tempfile::tempdir().unwrap();
-    let store = pg.primary.url();
+    let store = pg.primary.conninfo();
     let a = Node::spawn(&store, logs.path(), "a");
     wait_writer(&a.url, "lag", Duration::from_secs(10)).await;
     let b = Node::spawn(&store, logs.path(), "b");
@@ -510,7 +510,7 @@ async fn a_standby_serves_reads_and_watch_with_the_writers_notices() {
     let _serial = ONE_AT_A_TIME.lock().await;
     let pg = PgCluster::start();
     let logs = tempfile::tempdir().unwrap();
-    let store = pg.primary.url();
+    let store = pg.primary.conninfo();
     let a = Node::spawn(&store, logs.path(), "a");
     wait_writer(&a.url, "w", Duration::from_secs(10)).await;
     let b = Node::spawn(&store, logs.path(), "b");

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::pg_ha::PgCluster;
+use common::pg::PgCluster;
 use isc_ledger::store::pg_lease::{self, Connect, LeaseConfig, LeaseKeeper, Role, FENCE_SQL};
 use tokio_postgres::{Client, NoTls};
 
@@ -36,7 +36,7 @@ const LEASE: Duration = Duration::from_millis(400);
 #[tokio::test]
 async fn lease_sql_acquire_renew_expire_fence_release() {
     let pg = PgCluster::start();
-    let c = connect(&pg.primary.url()).await;
+    let c = connect(&pg.primary.conninfo()).await;
     pg_lease::ensure_schema(&c).await.unwrap();
     pg_lease::ensure_schema(&c).await.unwrap(); // idempotent
     let row = pg_lease::read(&c).await.unwrap();
@@ -94,8 +94,8 @@ async fn lease_sql_acquire_renew_expire_fence_release() {
 #[tokio::test]
 async fn a_takeover_waits_for_an_open_append_and_fences_the_next() {
     let pg = PgCluster::start();
-    let a = connect(&pg.primary.url()).await;
-    let b = connect(&pg.primary.url()).await;
+    let a = connect(&pg.primary.conninfo()).await;
+    let b = connect(&pg.primary.conninfo()).await;
     pg_lease::ensure_schema(&a).await.unwrap();
     a.batch_execute("CREATE TABLE log (seq BIGINT PRIMARY KEY)")
         .await
@@ -143,11 +143,11 @@ async fn a_frozen_writer_inside_a_transaction_does_not_block_the_takeover() {
     let pg = PgCluster::start();
     let url = format!(
         "{} options='-c idle_in_transaction_session_timeout={}'",
-        pg.primary.url(),
+        pg.primary.conninfo(),
         LEASE.as_millis()
     );
     let a = connect(&url).await;
-    let b = connect(&pg.primary.url()).await;
+    let b = connect(&pg.primary.conninfo()).await;
     pg_lease::ensure_schema(&a).await.unwrap();
     assert_eq!(
         pg_lease::try_acquire(&a, "a", "x", LEASE).await.unwrap(),
@@ -171,9 +171,9 @@ async fn a_frozen_writer_inside_a_transaction_does_not_block_the_takeover() {
 #[tokio::test]
 async fn keepers_hand_over_the_lease_and_the_loser_steps_down() {
     let pg = PgCluster::start();
-    let c = connect(&pg.primary.url()).await;
+    let c = connect(&pg.primary.conninfo()).await;
     pg_lease::ensure_schema(&c).await.unwrap();
-    let url = pg.primary.url();
+    let url = pg.primary.conninfo();
     let (mut ka, ra) = LeaseKeeper::new(
         LeaseConfig::new("http://a".into(), LEASE),
         Box::new(Url(url.clone())),
@@ -231,11 +231,11 @@ async fn keepers_hand_over_the_lease_and_the_loser_steps_down() {
 #[tokio::test]
 async fn a_writer_that_cannot_reach_the_database_steps_down_at_its_deadline() {
     let mut pg = PgCluster::start();
-    let c = connect(&pg.primary.url()).await;
+    let c = connect(&pg.primary.conninfo()).await;
     pg_lease::ensure_schema(&c).await.unwrap();
     let (mut k, r) = LeaseKeeper::new(
         LeaseConfig::new("http://a".into(), LEASE),
-        Box::new(Url(format!("{} connect_timeout=1", pg.primary.url()))),
+        Box::new(Url(format!("{} connect_timeout=1", pg.primary.conninfo()))),
     );
     k.step(true).await;
     assert!(matches!(*r.borrow(), Role::Writer { .. }));
@@ -265,13 +265,19 @@ async fn the_multi_host_url_finds_the_promoted_standby() {
     );
     let standby = pg.standby.as_ref().unwrap();
     // Read-only until promoted: a direct write there is refused.
-    assert_eq!(standby.psql("SELECT pg_is_in_recovery()"), "t");
+    assert_eq!(
+        standby
+            .psql("postgres", "SELECT pg_is_in_recovery()")
+            .unwrap()
+            .trim(),
+        "t"
+    );
     pg.primary.kill();
     assert!(
         tokio_postgres::connect(&url, NoTls).await.is_err(),
         "no read-write server yet"
     );
-    pg.standby.as_ref().unwrap().promote();
+    pg.standby.as_ref().unwrap().promote().expect("promote");
     let c = connect(&url).await;
     let row = pg_lease::read(&c).await.unwrap();
     assert_eq!(row.epoch, 1, "the synchronous standby had the commit");

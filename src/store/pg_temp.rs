@@ -1,7 +1,11 @@
 //! Throwaway PostgreSQL clusters for tests and benchmarks: `initdb` in a
 //! temp dir, a free port on 127.0.0.1, run as an unprivileged user (the
 //! postgres server refuses to run as root, and the tests run as root in CI),
-//! removed when dropped (also while a panic unwinds).
+//! removed when dropped (also while a panic unwinds). A cluster may get a
+//! streaming standby of its own ([`TempCluster::add_standby`], by
+//! `pg_basebackup`), be killed like a machine dying (the server's whole
+//! process group) and have its standby promoted: the one harness of every
+//! PostgreSQL test, single-node or failover.
 //!
 //! Binaries come from `$ISC_PG_BINDIR` (set by `scripts/test`), else the
 //! Debian location of PostgreSQL 15. Not used by the service itself.
@@ -211,10 +215,15 @@ impl TempCluster {
             for (k, v) in &self.settings {
                 cmd.arg("-c").arg(format!("{k}={v}"));
             }
+            // Its own process group: `kill` takes the backends with the
+            // postmaster, like a machine dying.
+            use std::os::unix::process::CommandExt;
             cmd.current_dir(self.root.path())
+                .env_remove("PGDATA")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(log);
+                .stderr(log)
+                .process_group(0);
             self.run_as.apply(&mut cmd);
             let child = cmd.spawn().map_err(|e| err(format!("postgres: {e}")))?;
             self.child = Some(child);
@@ -364,12 +373,124 @@ impl TempCluster {
         self.signal_and_wait(libc::SIGINT, Duration::from_secs(30));
     }
 
-    /// SIGKILL the postmaster (a crash: its backends notice and exit) and wait.
+    /// SIGKILL of the server and all its backends (its process group: a
+    /// machine dying), and wait.
     pub fn kill(&mut self) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) of the process group our child leads.
+            unsafe {
+                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+            }
+        }
         self.signal_and_wait(libc::SIGKILL, Duration::from_secs(30));
-        // Orphaned backends exit once they see the postmaster gone; give them
-        // a moment so a restart does not find the old shared memory in use.
+        // Give the backends a moment to be reaped so that a restart does
+        // not find the old shared memory in use.
         std::thread::sleep(Duration::from_millis(100));
+    }
+
+    /// A key=value connection string of database `postgres` (what the
+    /// multi-node tests pass to `serve --store`).
+    pub fn conninfo(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=postgres dbname=postgres",
+            self.port
+        )
+    }
+
+    /// A streaming standby of this cluster, taken with `pg_basebackup -R`
+    /// and started on its own port; with `synchronous`, every COMMIT here
+    /// then waits until the standby has flushed it
+    /// (`synchronous_standby_names = '*'`), so an acknowledged commit is on
+    /// both servers. Returns once the standby streams (as `sync` when asked).
+    pub fn add_standby(&self, synchronous: bool) -> Result<TempCluster, ClusterError> {
+        let root = tempfile::Builder::new()
+            .prefix("isc-pg-standby-")
+            .tempdir()
+            .map_err(|e| err(format!("temp dir: {e}")))?;
+        self.run_as
+            .chown(root.path())
+            .map_err(|e| err(format!("chown {}: {e}", root.path().display())))?;
+        let data = root.path().join("data");
+        let mut cmd = Command::new(self.bindir.join("pg_basebackup"));
+        cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .args(["-X", "stream", "-R", "-c", "fast", "-D"])
+            .arg(&data)
+            .current_dir(root.path())
+            .env_remove("PGDATA")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        self.run_as.apply(&mut cmd);
+        let out = cmd
+            .output()
+            .map_err(|e| err(format!("pg_basebackup: {e}")))?;
+        if !out.status.success() {
+            return Err(err(format!(
+                "pg_basebackup failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let mut standby = TempCluster {
+            root,
+            data,
+            port: 0,
+            run_as: self.run_as,
+            bindir: self.bindir.clone(),
+            child: None,
+            settings: self.settings.clone(),
+        };
+        standby.start_server()?;
+        if synchronous {
+            self.psql(
+                "postgres",
+                "ALTER SYSTEM SET synchronous_standby_names = '*'",
+            )?;
+            self.psql("postgres", "SELECT pg_reload_conf()")?;
+        }
+        let want = if synchronous { "sync" } else { "async" };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let state = self.psql(
+                "postgres",
+                "SELECT coalesce(string_agg(sync_state, ','), '') FROM pg_stat_replication \
+                 WHERE state = 'streaming'",
+            )?;
+            if state.trim().split(',').any(|s| s == want) {
+                return Ok(standby);
+            }
+            if Instant::now() > deadline {
+                return Err(err(format!(
+                    "the standby does not stream as {want} ({:?}): {}",
+                    state.trim(),
+                    standby.server_log_tail()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Promotes a standby to primary and waits until it accepts writes.
+    pub fn promote(&self) -> Result<(), ClusterError> {
+        let mut cmd = Command::new(self.bindir.join("pg_ctl"));
+        cmd.args(["promote", "-w", "-t", "30", "-D"])
+            .arg(&self.data)
+            .current_dir(self.root.path())
+            .env_remove("PGDATA")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        self.run_as.apply(&mut cmd);
+        let out = cmd
+            .output()
+            .map_err(|e| err(format!("pg_ctl promote: {e}")))?;
+        if !out.status.success() {
+            return Err(err(format!(
+                "pg_ctl promote failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
     }
 
     /// Sends `sig` to the postmaster without waiting (SIGSTOP, SIGCONT, …).

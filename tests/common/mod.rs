@@ -310,5 +310,3 @@ pub async fn next_notice_of(
         }
     }
 }
-
-pub mod pg_ha;

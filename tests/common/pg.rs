@@ -4,6 +4,8 @@
 //! - [`TempCluster`]: a cluster of one's own (start, stop, kill, restart,
 //!   port, URL), removed when dropped — for tests that crash or stop the
 //!   server, or add a standby.
+//! - [`PgCluster`]: a primary and, optionally, a streaming standby
+//!   (`pg_basebackup`), for the multi-node and failover tests.
 //! - [`shared_db`]: a fresh database on one cluster shared by the whole test
 //!   binary (started on first use, removed when the binary exits, also
 //!   after a failed test): the cheap way for tests that only need a store.
@@ -13,6 +15,54 @@ use std::sync::{Mutex, OnceLock};
 
 pub use isc_ledger::store::pg_temp::TempCluster;
 use isc_ledger::store::StoreLocation;
+
+/// A primary and, optionally, one streaming standby, each a real
+/// `postgres` in a temp dir on a free loopback port as an unprivileged
+/// user; killed and removed on drop.
+pub struct PgCluster {
+    pub primary: TempCluster,
+    pub standby: Option<TempCluster>,
+}
+
+/// Small servers: several run at once in the failover tests.
+const SMALL: &[(&str, &str)] = &[
+    ("max_connections", "60"),
+    ("shared_buffers", "32MB"),
+    ("wal_keep_size", "64MB"),
+];
+
+impl PgCluster {
+    /// One primary (no replication).
+    pub fn start() -> PgCluster {
+        PgCluster {
+            primary: TempCluster::start_with(SMALL).unwrap_or_else(|e| panic!("{e}")),
+            standby: None,
+        }
+    }
+
+    /// A primary and a streaming standby; with `synchronous`, every COMMIT
+    /// on the primary waits until the standby has flushed it.
+    pub fn start_with_standby(synchronous: bool) -> PgCluster {
+        let mut c = PgCluster::start();
+        let s = c
+            .primary
+            .add_standby(synchronous)
+            .unwrap_or_else(|e| panic!("{e}"));
+        c.standby = Some(s);
+        c
+    }
+
+    /// The multi-host connection string the service uses: primary first,
+    /// standby second, only a read-write server will do.
+    pub fn multi_host_url(&self) -> String {
+        let s = self.standby.as_ref().expect("a standby");
+        format!(
+            "host=127.0.0.1,127.0.0.1 port={},{} user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=2",
+            self.primary.port(),
+            s.port()
+        )
+    }
+}
 
 static SHARED: OnceLock<Mutex<Option<TempCluster>>> = OnceLock::new();
 static NEXT_DB: AtomicU64 = AtomicU64::new(1);

@@ -168,6 +168,7 @@ async fn receipts_carry_signed_heads_and_proofs_verify() {
         .read_log(pb::ReadLogRequest {
             from_seq: 0,
             to_seq: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -291,6 +292,7 @@ async fn receipts_carry_signed_heads_and_proofs_verify() {
         c.read_log(pb::ReadLogRequest {
             from_seq: 1,
             to_seq: n + 1,
+            ..Default::default()
         })
         .await,
         Code::OutOfRange,
@@ -333,6 +335,7 @@ async fn roles_of_the_proof_rpcs() {
             .read_log(pb::ReadLogRequest {
                 from_seq: 1,
                 to_seq: 0,
+                ..Default::default()
             })
             .await;
         if proofs {
@@ -380,6 +383,7 @@ async fn a_slow_log_reader_never_blocks_the_writer() {
         .read_log(pb::ReadLogRequest {
             from_seq: 1,
             to_seq: 0,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -404,6 +408,63 @@ async fn a_slow_log_reader_never_blocks_the_writer() {
         next += 1;
     }
     assert_eq!(next - 1, n as u64);
+    srv.stop().await;
+}
+
+/// All of a `ReadLog` stream's records, a message's `following` after it.
+async fn read_all(
+    c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>,
+    from: u64,
+    max_batch: u32,
+) -> (usize, Vec<pb::LogRecord>) {
+    let mut stream = c
+        .read_log(pb::ReadLogRequest {
+            from_seq: from,
+            to_seq: 0,
+            max_batch,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut msgs, mut recs) = (0, vec![]);
+    while let Some(mut m) = stream.message().await.unwrap() {
+        msgs += 1;
+        let following = std::mem::take(&mut m.following);
+        recs.push(m);
+        recs.extend(following);
+    }
+    (msgs, recs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_log_batches_carry_the_same_records_across_chunk_boundaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 10_000;
+    offline_store(tmp.path(), n);
+    let srv = start(tmp.path(), T0).await;
+    let mut c = ledger(&srv.url).await;
+    let (msgs, single) = read_all(&mut c, 1, 0).await;
+    assert_eq!((msgs, single.len()), (n, n));
+    for (i, r) in single.iter().enumerate() {
+        assert_eq!(r.seq, i as u64 + 1);
+        assert!(r.following.is_empty());
+    }
+    // Batches of 3 and 1000 (not dividing the server's 4096-record reads),
+    // and the largest: the same records in the same order.
+    for (batch, want_msgs) in [(3u32, None), (1000, None), (4096, Some(3))] {
+        let (msgs, recs) = read_all(&mut c, 1, batch).await;
+        assert_eq!(recs, single, "max_batch {batch}");
+        assert!(
+            msgs >= n.div_ceil(batch as usize),
+            "max_batch {batch}: {msgs} messages"
+        );
+        if let Some(m) = want_msgs {
+            assert_eq!(msgs, m, "max_batch {batch}");
+        }
+    }
+    // From the middle of a stored frame.
+    let (_, tail) = read_all(&mut c, 4001, 1000).await;
+    assert_eq!(tail, single[4000..]);
     srv.stop().await;
 }
 

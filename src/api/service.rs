@@ -64,6 +64,7 @@ fn read_log_stream(
     engine: Engine,
     from: u64,
     to: u64,
+    max_batch: u32,
     stopping: watch::Receiver<bool>,
 ) -> LogStream {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<pb::LogRecord>, Status>>(READ_LOG_AHEAD);
@@ -103,7 +104,7 @@ fn read_log_stream(
                 next = last.seq + 1;
                 prev = Some(last.hash);
             }
-            let msgs = chunk.into_iter().map(convert::log_record).collect();
+            let msgs = convert::log_messages(chunk, max_batch);
             if tx.blocking_send(Ok(msgs)).is_err() {
                 return; // the client went away
             }
@@ -473,6 +474,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             self.engine.clone(),
             from,
             to,
+            r.max_batch,
             self.stopping.clone(),
         )))
     }

@@ -40,8 +40,8 @@ use crate::store::codec::{self, record_hash};
 use crate::store::merkle::{leaf_hash, verify_consistency, verify_inclusion, Frontier};
 use crate::store::sled_log::decode_event_serde;
 use crate::store::sth::{
-    parse_hex, parse_public_key, read_small_file, write_file_atomic, LedgerKey, SignedTreeHead,
-    DEFAULT_KEY_FILE,
+    parse_hex, parse_public_key, read_small_file, write_file_atomic, write_file_atomic_with,
+    LedgerKey, SignedTreeHead, DEFAULT_KEY_FILE,
 };
 use crate::store::{Hash, SnapshotState, DEFAULT_DATA_DIR, GENESIS_HASH};
 
@@ -443,14 +443,18 @@ fn fold_path(state: &Path) -> PathBuf {
 }
 
 fn save_fold(path: &Path, st: &AuditState, ledger: &Ledger) -> anyhow::Result<()> {
-    let mut out = Vec::with_capacity(1 << 20);
-    out.extend_from_slice(FOLD_MAGIC);
-    out.extend_from_slice(&Ledger::schema().to_be_bytes());
-    out.extend_from_slice(&st.head.tree_size.to_be_bytes());
-    out.extend_from_slice(&st.chain_hash);
-    bincode::serde::encode_into_std_write(ledger, &mut out, bincode::config::standard())
-        .context("cannot encode the replayed ledger")?;
-    write_file_atomic(path, &out, true)?;
+    // Encoded straight into the file (a big ledger's fold is tens of MB).
+    write_file_atomic_with(path, true, |out| {
+        out.write_all(FOLD_MAGIC)?;
+        out.write_all(&Ledger::schema().to_be_bytes())?;
+        out.write_all(&st.head.tree_size.to_be_bytes())?;
+        out.write_all(&st.chain_hash)?;
+        bincode::serde::encode_into_std_write(ledger, &mut { out }, bincode::config::standard())
+            .map_err(|e| {
+                std::io::Error::other(format!("cannot encode the replayed ledger: {e}"))
+            })?;
+        Ok(())
+    })?;
     Ok(())
 }
 
@@ -508,6 +512,216 @@ pub enum AuditOutcome {
     Failed(String),
 }
 
+/// Records the auditor asks for per `ReadLog` message.
+const AUDIT_BATCH: u32 = 1024;
+/// Messages in flight between the receiving task, the checker and the fold.
+const AUDIT_AHEAD: usize = 8;
+
+/// A `ReadLog` message's records: the message itself, then its `following`.
+fn records_of(m: &pb::LogRecord) -> impl Iterator<Item = &pb::LogRecord> {
+    std::iter::once(m).chain(m.following.iter())
+}
+
+/// The audit's first stage over the streamed records: seqs, versions, the
+/// hash chain (re-hashing each record's bytes) and the Merkle frontier.
+struct Checker {
+    /// The next seq expected.
+    next: u64,
+    /// The last seq to check (the signed head's size).
+    end: u64,
+    /// Size of the saved head; records up to it were checked before and
+    /// are re-checked only when their fold is replayed again.
+    from_size: u64,
+    /// The chain hash at the last record checked past `from_size`.
+    chain: Hash,
+    /// The chain re-computed over records `..= from_size`.
+    old_chain: Hash,
+    frontier: Frontier,
+    last_at: i64,
+    checked: u64,
+    bar: ProgressBar,
+}
+
+impl Checker {
+    /// Checks one record; `Err` says what is wrong with it, naming its seq.
+    fn check(&mut self, r: &pb::LogRecord) -> Result<(), String> {
+        let next = self.next;
+        if r.seq != next {
+            return Err(format!(
+                "record {next}: the stream sent seq {} instead",
+                r.seq
+            ));
+        }
+        if r.version != u32::from(codec::RECORD_VERSION_1) {
+            return Err(format!(
+                "record {next}: unknown record version {}",
+                r.version
+            ));
+        }
+        let (Ok(prev), Ok(hash)) = (
+            Hash::try_from(r.prev_hash.as_ref()),
+            Hash::try_from(r.hash.as_ref()),
+        ) else {
+            return Err(format!("record {next}: hashes are not 32 bytes"));
+        };
+        let running = if next <= self.from_size {
+            &mut self.old_chain
+        } else {
+            &mut self.chain
+        };
+        if prev != *running {
+            return Err(format!(
+                "record {next}: prev_hash does not match the hash of the record before (chain broken)"
+            ));
+        }
+        if record_hash(&prev, next, r.at, &r.payload) != hash {
+            return Err(format!(
+                "record {next}: its hash does not match its bytes (altered)"
+            ));
+        }
+        *running = hash;
+        if next > self.from_size {
+            self.frontier.push(&hash);
+        } else if next == self.from_size && hash != self.chain {
+            return Err(format!(
+                "record {next}: differs from the record the last audit saw"
+            ));
+        }
+        self.last_at = r.at;
+        self.checked += 1;
+        self.next += 1;
+        if self.checked.is_multiple_of(65_536) {
+            self.bar.set_position(self.checked);
+        }
+        Ok(())
+    }
+
+    /// Checks a message's records up to `end` (any past it are ignored)
+    /// and decodes their events into `events` (serde, not the service's
+    /// fast path). On a defect `events` holds the records before it: they
+    /// still go to the fold, whose own finding would be the earlier one.
+    fn check_message(
+        &mut self,
+        m: &pb::LogRecord,
+        events: &mut Vec<(u64, Event)>,
+    ) -> Result<(), String> {
+        for r in records_of(m) {
+            if self.next > self.end {
+                break;
+            }
+            self.check(r)?;
+            let raw = codec::RawRecord {
+                seq: r.seq,
+                at: r.at,
+                version: codec::RECORD_VERSION_1,
+                event: &r.payload,
+            };
+            match decode_event_serde::<Event>(&raw) {
+                Ok(ev) if ev.at == r.at => events.push((r.seq, ev)),
+                Ok(ev) => {
+                    return Err(format!(
+                        "record {}: the record's at {} is not its event's at {}",
+                        r.seq, r.at, ev.at
+                    ))
+                }
+                Err(e) => return Err(format!("record {}: {e}", r.seq)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Folds checked, decoded records, a batch at a time (the fold prefetches
+/// the state of the events ahead); `Err` names the record refused.
+fn fold_batch(ledger: &mut Ledger, events: &[(u64, Event)]) -> Result<(), String> {
+    ledger
+        .apply_quiet_all(events.iter().map(|(seq, ev)| (*seq, ev)))
+        .map_err(|e| {
+            format!(
+                "record {}: the replay refuses it: {}",
+                ledger.last_seq() + 1,
+                e.0
+            )
+        })
+}
+
+/// Streams the records into the checker and the fold, pipelined: this
+/// task receives (and prost decodes) messages, a blocking thread checks
+/// and decodes them, another folds them (decoded batches go back to the
+/// checker to be refilled). Returns the checker and the fold as they
+/// ended, and the first finding in log order (the fold only ever sees
+/// checked records, the checker only received ones).
+async fn check_stream(
+    mut stream: tonic::Streaming<pb::LogRecord>,
+    mut checker: Checker,
+    mut ledger: Ledger,
+    end: u64,
+) -> anyhow::Result<(Checker, Ledger, Option<String>)> {
+    type Batch = Vec<(u64, Event)>;
+    let mut received = checker.next - 1;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<pb::LogRecord>(AUDIT_AHEAD);
+    let (fold_tx, fold_rx) = std::sync::mpsc::sync_channel::<Batch>(AUDIT_AHEAD);
+    let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
+    let fold = tokio::task::spawn_blocking(move || {
+        for mut events in fold_rx {
+            if let Err(e) = fold_batch(&mut ledger, &events) {
+                return (ledger, Some(e));
+            }
+            events.clear();
+            let _ = empty_tx.send(events);
+        }
+        (ledger, None)
+    });
+    let check = tokio::task::spawn_blocking(move || {
+        while let Some(m) = rx.blocking_recv() {
+            let mut events = empty_rx
+                .try_recv()
+                .unwrap_or_else(|_| Vec::with_capacity(AUDIT_BATCH as usize));
+            let found = checker.check_message(&m, &mut events);
+            drop(m);
+            if !events.is_empty() && fold_tx.send(events).is_err() {
+                break; // the fold stopped at a finding
+            }
+            if let Err(e) = found {
+                return (checker, Some(e));
+            }
+        }
+        (checker, None)
+    });
+    let mut lost = None;
+    while received < end {
+        match stream.message().await {
+            Ok(Some(m)) => {
+                received = m.following.last().map_or(m.seq, |r| r.seq).max(received);
+                if tx.send(m).await.is_err() {
+                    break; // the checker stopped at a finding
+                }
+            }
+            Ok(None) => {
+                lost = Some(format!(
+                    "the server's log stream ended at seq {received} but its signed head has size {end}"
+                ));
+                break;
+            }
+            Err(e) => {
+                lost = Some(format!(
+                    "reading the log at seq {}: {:?}: {}",
+                    received + 1,
+                    e.code(),
+                    e.message()
+                ));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    drop(stream);
+    let (checker, bad_record) = check.await.context("the audit's check thread failed")?;
+    let (ledger, refused) = fold.await.context("the audit's fold thread failed")?;
+    let failure = refused.or(bad_record).or(lost);
+    Ok((checker, ledger, failure))
+}
+
 /// Runs one audit against the server; saves the state only when it passes.
 pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<AuditOutcome> {
     macro_rules! fail {
@@ -537,7 +751,7 @@ pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<Audit
             );
         }
     }
-    let mut c = opts.ledger().await?;
+    let mut c = opts.ledger_bulk().await?;
     let head = c
         .get_tree_head(pb::GetTreeHeadRequest {})
         .await
@@ -592,96 +806,50 @@ pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<Audit
     }
     // Continue the chain, the tree and the fold from the saved state, or
     // start from nothing.
-    let (mut chain, mut frontier, from_size) = match &saved {
+    let (chain, frontier, from_size) = match &saved {
         Some(s) => (s.chain_hash, s.frontier.clone(), s.head.tree_size),
         None => (GENESIS_HASH, Frontier::new(), 0),
     };
     let fold_file = fold_path(&a.state);
     let saved_fold = saved.as_ref().and_then(|s| load_fold(&fold_file, s));
     let incremental_fold = saved_fold.is_some();
-    let mut ledger = saved_fold.unwrap_or_else(|| Ledger::new(Policy::default()));
+    let ledger = saved_fold.unwrap_or_else(|| Ledger::new(Policy::default()));
     // Without the fold of the saved records, replay them (their hashes are
     // checked again, against the saved chain hash).
     let replay_from = ledger.last_seq() + 1;
     let bar = progress(head.tree_size.saturating_sub(replay_from - 1), "audit");
-    let mut stream = c
+    let stream = c
         .read_log(pb::ReadLogRequest {
             from_seq: replay_from,
             to_seq: head.tree_size,
+            max_batch: AUDIT_BATCH,
         })
         .await
         .map_err(rpc_err)?
         .into_inner();
-    let mut next = replay_from;
-    let mut old_chain = GENESIS_HASH;
-    let mut checked = 0u64;
-    let mut last_at = 0i64;
-    while next <= head.tree_size {
-        let r = match stream.message().await {
-            Ok(Some(r)) => r,
-            Ok(None) => fail!(
-                "the server's log stream ended at seq {} but its signed head has size {}",
-                next - 1,
-                head.tree_size
-            ),
-            Err(e) => fail!(
-                "reading the log at seq {next}: {:?}: {}",
-                e.code(),
-                e.message()
-            ),
-        };
-        if r.seq != next {
-            fail!("record {next}: the stream sent seq {} instead", r.seq);
-        }
-        let Ok(version) = u8::try_from(r.version) else {
-            fail!("record {next}: unknown record version {}", r.version);
-        };
-        if version != codec::RECORD_VERSION_1 {
-            fail!("record {next}: unknown record version {version}");
-        }
-        let (Ok(prev), Ok(hash)) = (hash_of("prev_hash", &r.prev_hash), hash_of("hash", &r.hash))
-        else {
-            fail!("record {next}: hashes are not 32 bytes");
-        };
-        let running = if next <= from_size {
-            &mut old_chain
-        } else {
-            &mut chain
-        };
-        if prev != *running {
-            fail!("record {next}: prev_hash does not match the hash of the record before (chain broken)");
-        }
-        let computed = record_hash(&prev, next, r.at, &r.payload);
-        if computed != hash {
-            fail!("record {next}: its hash does not match its bytes (altered)");
-        }
-        *running = hash;
-        if next > from_size {
-            frontier.push(&hash);
-        } else if next == from_size && hash != chain {
-            fail!("record {next}: differs from the record the last audit saw");
-        }
-        let raw = codec::RawRecord {
-            seq: next,
-            at: r.at,
-            version,
-            event: &r.payload,
-        };
-        let event: Event = match decode_event_serde(&raw) {
-            Ok(e) => e,
-            Err(e) => fail!("record {next}: {e}"),
-        };
-        if let Err(e) = ledger.apply_quiet(next, &event) {
-            fail!("record {next}: the replay refuses it: {}", e.0);
-        }
-        last_at = r.at;
-        checked += 1;
-        next += 1;
-        if checked.is_multiple_of(65_536) {
-            bar.set_position(checked);
-        }
+    let checker = Checker {
+        next: replay_from,
+        end: head.tree_size,
+        from_size,
+        chain,
+        old_chain: GENESIS_HASH,
+        frontier,
+        last_at: 0,
+        checked: 0,
+        bar: bar.clone(),
+    };
+    let (checker, ledger, failure) = check_stream(stream, checker, ledger, head.tree_size).await?;
+    if let Some(why) = failure {
+        return Ok(AuditOutcome::Failed(why));
     }
     bar.finish_and_clear();
+    let Checker {
+        chain,
+        frontier,
+        last_at,
+        checked,
+        ..
+    } = checker;
     if frontier.size() != head.tree_size || frontier.root() != head.root_hash {
         fail!(
             "the Merkle root of records 1..{} is {}, the signed head says {}",
@@ -706,6 +874,9 @@ pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<Audit
     let mut text = serde_json::to_string_pretty(&state.to_json(checked))?;
     text.push('\n');
     write_file_atomic(&a.state, text.as_bytes(), true)?;
+    // A big fold takes a while to free: nothing waits for it (a process
+    // that ends now never frees it; without a thread it is freed here).
+    let _ = std::thread::Builder::new().spawn(move || drop(ledger));
     Ok(AuditOutcome::Ok(AuditReport {
         head,
         from_size,
@@ -753,5 +924,198 @@ pub async fn audit(opts: &ClientOpts, a: &AuditArgs, out: &mut impl Write) -> an
             }
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::workload::Workload;
+
+    /// `n` generated records as `ReadLog` gives them (seq 1..=n), and the
+    /// events they hold.
+    fn stream_of(n: usize) -> (Vec<pb::LogRecord>, Vec<Event>) {
+        let mut reference = Ledger::new(Policy::default());
+        let events = Workload::history(3, n, &mut reference);
+        let mut prev = GENESIS_HASH;
+        let recs = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| {
+                let payload =
+                    bincode::serde::encode_to_vec(ev, bincode::config::standard()).unwrap();
+                let seq = i as u64 + 1;
+                let hash = record_hash(&prev, seq, ev.at, &payload);
+                let r = pb::LogRecord {
+                    seq,
+                    at: ev.at,
+                    prev_hash: prev.to_vec().into(),
+                    hash: hash.to_vec().into(),
+                    payload: payload.into(),
+                    version: 1,
+                    following: vec![],
+                };
+                prev = hash;
+                r
+            })
+            .collect();
+        (recs, events)
+    }
+
+    /// One message holding all of `recs`.
+    fn batch(recs: &[pb::LogRecord]) -> pb::LogRecord {
+        let mut m = recs[0].clone();
+        m.following = recs[1..].to_vec();
+        m
+    }
+
+    fn checker(end: u64) -> Checker {
+        Checker {
+            next: 1,
+            end,
+            from_size: 0,
+            chain: GENESIS_HASH,
+            old_chain: GENESIS_HASH,
+            frontier: Frontier::new(),
+            last_at: 0,
+            checked: 0,
+            bar: ProgressBar::hidden(),
+        }
+    }
+
+    #[test]
+    fn batches_and_single_records_check_alike() {
+        let (recs, _) = stream_of(300);
+        let mut whole = checker(300);
+        let mut events = vec![];
+        for part in recs.chunks(7) {
+            whole.check_message(&batch(part), &mut events).unwrap();
+        }
+        let mut single = checker(300);
+        let mut events1 = vec![];
+        for r in &recs {
+            single.check_message(r, &mut events1).unwrap();
+        }
+        assert_eq!(whole.frontier.root(), single.frontier.root());
+        assert_eq!(whole.chain, single.chain);
+        assert_eq!(events.len(), 300);
+        assert_eq!(events, events1);
+        let mut folded = Ledger::new(Policy::default());
+        fold_batch(&mut folded, &events).unwrap();
+        assert_eq!(folded.last_seq(), 300);
+    }
+
+    #[test]
+    fn a_tampered_record_in_the_middle_of_a_batch_is_named_by_its_seq() {
+        let (recs, _) = stream_of(40);
+        // Altered bytes (hash kept): record 23, the 3rd of the batch 21..=30.
+        let mut bad = recs.clone();
+        let mut p = bad[22].payload.to_vec();
+        p[2] ^= 1;
+        bad[22].payload = p.into();
+        let mut ck = checker(40);
+        let mut events = vec![];
+        ck.check_message(&batch(&bad[..20]), &mut events).unwrap();
+        let e = ck
+            .check_message(&batch(&bad[20..30]), &mut events)
+            .unwrap_err();
+        assert_eq!(e, "record 23: its hash does not match its bytes (altered)");
+        // The records before it still reach the fold.
+        assert_eq!(events.last().map(|(s, _)| *s), Some(22));
+
+        // A record left out of a batch: the one after it is named.
+        let mut gap = recs[20..30].to_vec();
+        gap.remove(4);
+        let mut ck = checker(40);
+        let mut events = vec![];
+        ck.check_message(&batch(&recs[..20]), &mut events).unwrap();
+        let e = ck.check_message(&batch(&gap), &mut events).unwrap_err();
+        assert_eq!(e, "record 25: the stream sent seq 26 instead");
+
+        // A forgery (the record's hash recomputed over altered bytes): its
+        // event is not the one at the record's instant; named at it.
+        let mut forged = recs.clone();
+        let mut p = forged[32].payload.to_vec();
+        p[2] ^= 1;
+        forged[32].payload = p.into();
+        let prev = Hash::try_from(forged[32].prev_hash.as_ref()).unwrap();
+        forged[32].hash = record_hash(&prev, 33, forged[32].at, &forged[32].payload)
+            .to_vec()
+            .into();
+        let mut ck = checker(40);
+        let mut events = vec![];
+        ck.check_message(&batch(&forged[..30]), &mut events)
+            .unwrap();
+        let e = ck
+            .check_message(&batch(&forged[30..]), &mut events)
+            .unwrap_err();
+        assert!(e.starts_with("record 33: "), "{e}");
+        assert_eq!(events.last().map(|(s, _)| *s), Some(32));
+
+        // A broken link in the middle of a batch.
+        let mut unlinked = recs.clone();
+        unlinked[24].prev_hash = vec![7u8; 32].into();
+        let mut ck = checker(40);
+        let mut events = vec![];
+        let e = ck
+            .check_message(&batch(&unlinked[..30]), &mut events)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "record 25: prev_hash does not match the hash of the record before (chain broken)"
+        );
+    }
+
+    #[test]
+    fn records_past_the_signed_head_are_not_checked() {
+        let (recs, _) = stream_of(20);
+        let mut ck = checker(12);
+        let mut events = vec![];
+        ck.check_message(&batch(&recs), &mut events).unwrap();
+        assert_eq!((ck.next, events.len()), (13, 12));
+        assert_eq!(ck.frontier.size(), 12);
+    }
+
+    #[test]
+    fn an_undecodable_or_refused_record_in_a_batch_is_named_by_its_seq() {
+        let (recs, events) = stream_of(30);
+        // Bytes that do not decode, hashed as they are (a hostile server).
+        let mut bad = recs.clone();
+        let mut prev = Hash::try_from(bad[16].prev_hash.as_ref()).unwrap();
+        for r in &mut bad[16..] {
+            if r.seq == 17 {
+                r.payload = vec![0xff; 5].into();
+            }
+            r.prev_hash = prev.to_vec().into();
+            let h = record_hash(&prev, r.seq, r.at, &r.payload);
+            r.hash = h.to_vec().into();
+            prev = h;
+        }
+        let mut ck = checker(30);
+        let mut got = vec![];
+        let e = ck.check_message(&batch(&bad), &mut got).unwrap_err();
+        assert!(e.starts_with("record 17: "), "{e}");
+        assert_eq!(got.len(), 16);
+
+        // The fold refuses a record (an event replayed twice): named.
+        let mut twice: Vec<(u64, Event)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, ev)| (i as u64 + 1, ev.clone()))
+            .collect();
+        let first_open = events
+            .iter()
+            .position(|e| matches!(e.body, crate::domain::EventBody::AccountOpened { .. }))
+            .expect("an account is opened");
+        twice.insert(first_open + 1, (0, events[first_open].clone()));
+        for (i, e) in twice.iter_mut().enumerate() {
+            e.0 = i as u64 + 1;
+        }
+        let mut ledger = Ledger::new(Policy::default());
+        let e = fold_batch(&mut ledger, &twice).unwrap_err();
+        assert!(
+            e.starts_with(&format!("record {}: the replay refuses it", first_open + 2)),
+            "{e}"
+        );
     }
 }

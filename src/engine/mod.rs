@@ -52,7 +52,7 @@ use crate::domain::{
     account_view_at, notices_history, statement, AccountView, Command, ComplianceReport, Decision,
     Event, Ledger, Notice, Policy, Receipt, Rejection, Statement,
 };
-use crate::store::ledger::{open_ledger_with, EventLog};
+use crate::store::ledger::{load_ledger, EventLog};
 use crate::store::{LogStore, RawRecord, SignedTreeHead, StoreError, StoreLocation, StoreOptions};
 pub use accounts::{AccountIndex, IndexCounts, ListOrder, ListPage, ListQuery};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -299,14 +299,32 @@ impl Engine {
                 )))
             }
         };
-        let (mut log, mut ledger) = open_ledger_with(
+        let mut log = EventLog::open(
             store.clone(),
-            config.policy.clone(),
             StoreOptions {
                 snapshot_every_records: config.snapshot_every.max(1),
                 fdatasync: true,
             },
         )?;
+        // The Merkle tree needs only the chain hashes: it is built on a
+        // second thread while the state loads (snapshot + tail replay).
+        let (ledger, prefix) = std::thread::scope(|scope| {
+            let size = log.head().seq;
+            let log = &log;
+            let tree = if config.proofs {
+                std::thread::Builder::new()
+                    .name("merkle-rebuild".into())
+                    .spawn_scoped(scope, move || proofs::build_tree(log, size))
+                    .ok()
+            } else {
+                None
+            };
+            let ledger = load_ledger(log, config.policy.clone());
+            // A failed or refused thread leaves the whole rebuild to below.
+            let prefix = tree.and_then(|t| t.join().ok()).and_then(Result::ok);
+            (ledger, prefix)
+        });
+        let mut ledger = ledger?;
         if config.cluster.is_some() && ledger.sla().calendar() != &config.support_calendar {
             // Only a sole writer records it at start-up; a cluster node may
             // be a standby (it must not write), so it keeps the recorded one.
@@ -338,7 +356,7 @@ impl Engine {
             log.set_idle_transaction_timeout(opts.lease)?;
         }
         let (tree, signer) = if config.proofs {
-            let tree = proofs::rebuild(&log, config.cluster.is_some())?;
+            let tree = proofs::rebuild(&log, prefix, config.cluster.is_some())?;
             let key = proofs::load_key(
                 config.signing_key.as_deref(),
                 &store,

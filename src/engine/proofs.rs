@@ -149,6 +149,38 @@ impl TreeState {
     }
 }
 
+/// The tree of the log's records `1..=size`, from their chain hashes read
+/// in bulk (the start-up rebuild's part that does not need the state).
+pub(crate) fn build_tree<L: LogStore<crate::domain::Event>>(
+    log: &L,
+    size: u64,
+) -> Result<MerkleTree, StoreError> {
+    let mut tree = MerkleTree::new();
+    push_leaves(log, &mut tree, size)?;
+    Ok(tree)
+}
+
+/// Pushes the leaves of records `tree.size() + 1 ..= size`.
+fn push_leaves<L: LogStore<crate::domain::Event>>(
+    log: &L,
+    tree: &mut MerkleTree,
+    size: u64,
+) -> Result<(), StoreError> {
+    let mut from = tree.size() + 1;
+    while from <= size {
+        let to = size.min(from + REBUILD_CHUNK - 1);
+        let hashes = log.chain_hashes(from, to)?;
+        if hashes.is_empty() {
+            break;
+        }
+        for h in &hashes {
+            tree.push_leaf_hash(leaf_hash(h));
+        }
+        from = tree.size() + 1;
+    }
+    Ok(())
+}
+
 /// Why the proofs could not be set up at start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum ProofsStartError {
@@ -172,21 +204,22 @@ pub enum ProofsStartError {
 /// refused (the operator runs `verify`). With `shared_log` (several nodes
 /// on one database) another writer may have appended since this node read
 /// the log's head, so a larger stored head is not a loss.
+///
+/// `prefix` is the tree of the log's first records when it was built
+/// already (by [`build_tree`], on another thread while the state loaded);
+/// the records after it are pushed here.
 pub(crate) fn rebuild<L: LogStore<crate::domain::Event>>(
     log: &L,
+    prefix: Option<MerkleTree>,
     shared_log: bool,
 ) -> Result<MerkleTree, ProofsStartError> {
     let started = Instant::now();
     let size = log.head().seq;
-    let mut tree = MerkleTree::new();
-    let mut from = 1;
-    while from <= size {
-        let to = size.min(from + REBUILD_CHUNK - 1);
-        for h in log.chain_hashes(from, to)? {
-            tree.push_leaf_hash(leaf_hash(&h));
-        }
-        from = to + 1;
-    }
+    let mut tree = match prefix {
+        Some(t) if t.size() <= size => t,
+        _ => MerkleTree::new(),
+    };
+    push_leaves(log, &mut tree, size)?;
     if tree.size() != size {
         return Err(ProofsStartError::HeadMismatch(format!(
             "the log has {size} records but only {} chain hashes were read",

@@ -329,6 +329,13 @@ pub fn open_ledger_with(
     opts: StoreOptions,
 ) -> Result<(EventLog, Ledger), StoreError> {
     let log = EventLog::open(location, opts)?;
+    let ledger = load_ledger(&log, policy)?;
+    Ok((log, ledger))
+}
+
+/// The state of an opened log: its newest snapshot taken under `policy`
+/// (else none) and a replay of the records after it.
+pub fn load_ledger(log: &EventLog, policy: Policy) -> Result<Ledger, StoreError> {
     let ledger = match log.load_snapshot::<Ledger>()? {
         Some(snap) if snap.state.policy() == &policy && snap.state.last_seq() == snap.head.seq => {
             snap.state
@@ -342,8 +349,7 @@ pub fn open_ledger_with(
         }
         None => Ledger::new(policy),
     };
-    let ledger = replay_onto(&log, ledger, &mut |_| {})?;
-    Ok((log, ledger))
+    replay_onto(log, ledger, &mut |_| {})
 }
 
 /// Folds the records after `ledger.last_seq()` into `ledger`; `progress`

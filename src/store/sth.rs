@@ -241,6 +241,28 @@ pub fn read_small_file(path: &Path) -> Result<String, SthError> {
 /// one. `durable` also fsyncs the file before the rename and the directory
 /// after it.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), SthError> {
+    write_atomic(path, durable, |f| f.write_all(bytes))
+}
+
+/// [`write_file_atomic`] of what `write` writes (through a buffer), for
+/// contents too big to build in memory first.
+pub fn write_file_atomic_with(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), SthError> {
+    write_atomic(path, durable, |f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut w)?;
+        w.flush()
+    })
+}
+
+fn write_atomic(
+    path: &Path,
+    durable: bool,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), SthError> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
@@ -250,9 +272,9 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(),
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "head".into());
     let tmp = dir.join(format!(".{name}.tmp"));
-    let write = || -> std::io::Result<()> {
+    let run = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         if durable {
             f.sync_all()?;
         }
@@ -263,7 +285,7 @@ pub fn write_file_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(),
         }
         Ok(())
     };
-    write().map_err(|e| io_err(path, e))
+    run().map_err(|e| io_err(path, e))
 }
 
 /// The ledger's Ed25519 signing key.

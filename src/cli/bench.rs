@@ -53,7 +53,8 @@ pub struct BenchLoadArgs {
     /// bearer): a URL against --server, e.g. http://127.0.0.1:8080/accounts;
     /// with --store a path, e.g. /accounts, on the console the bench starts
     /// beside each server (plain/busy pairs, see --rounds; /metrics is then
-    /// scraped every second too).
+    /// scraped every second too). `{account}` stands for an account the
+    /// load writes to, e.g. /accounts/{account} (its page and chart).
     #[arg(long, value_name = "URL|PATH")]
     pub console: Option<String>,
     /// Pace of each reload loop: one reload every DURATION (1s: an open
@@ -639,6 +640,9 @@ async fn run_load(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(secs as u64);
     let bearer = opts.token.clone();
+    // `{account}`: the first bench client's account (opened as the load
+    // starts: its first reloads may find it missing).
+    let console = console.map(|u| u.replace("{account}", &format!("bench-{run}-0")));
     let pages: Vec<_> = console
         .iter()
         .flat_map(|u| std::iter::repeat_n(u, a.console_pages.max(1)))

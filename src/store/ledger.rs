@@ -297,6 +297,13 @@ impl LogStore<Event> for EventLog {
         }
     }
 
+    fn read_account_events(&self, account_id: &str) -> Result<Vec<(u64, Event)>, StoreError> {
+        match self {
+            EventLog::Sled(s) => s.read_account_events(account_id),
+            EventLog::Postgres(p) => p.read_account_events(account_id),
+        }
+    }
+
     fn save_snapshot<S: SnapshotState>(&mut self, state: &S) -> Result<(), StoreError> {
         match self {
             EventLog::Sled(s) => s.save_snapshot(state),

@@ -331,6 +331,17 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
     /// Every record of one account, in seq order, without scanning the log.
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError>;
 
+    /// The events of one account with their seqs, in seq order: what
+    /// [`LogStore::read_account`] reads, without the chain hashes (a
+    /// backend may skip hashing what it returns; frames are still checked).
+    fn read_account_events(&self, account_id: &str) -> Result<Vec<(u64, E)>, StoreError> {
+        Ok(self
+            .read_account(account_id)?
+            .into_iter()
+            .map(|r| (r.seq, r.event))
+            .collect())
+    }
+
     /// Stores a snapshot of `state`, which must be the fold of the log up to
     /// the current head.
     fn save_snapshot<S: SnapshotState>(&mut self, state: &S) -> Result<(), StoreError>;

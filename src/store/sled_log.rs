@@ -477,6 +477,48 @@ impl<E> SledLog<E> {
 }
 
 impl<E: Serialize + DeserializeOwned + Indexed> SledLog<E> {
+    /// Calls `f(frame, index, event, hashes)` for each record of
+    /// `account_id` (in seq order, up to the head), decoding each frame that
+    /// holds one once (its checksum checked); `hashes`: the frame's chain
+    /// hashes, computed only when `hash` is set (empty otherwise) (a frame of a group commit
+    /// holds many accounts' records, hashing them all is most of the work).
+    fn visit_account(
+        &self,
+        account_id: &str,
+        mut f: impl FnMut(&codec::RawFrame<'_>, usize, E, &[Hash]),
+        hash: bool,
+    ) -> Result<(), StoreError> {
+        self.catch_up_index()?;
+        let mut seqs = self.index_mut().seqs(account_id);
+        seqs.retain(|&s| s <= self.head.seq);
+        let mut i = 0;
+        while i < seqs.len() {
+            let first = self
+                .frame_key_containing(seqs[i])?
+                .ok_or_else(|| corrupt(seqs[i], "record missing"))?;
+            let v = self
+                .log
+                .get(seq_key(first))?
+                .ok_or_else(|| corrupt(seqs[i], "record missing"))?;
+            let mut scratch = Vec::new();
+            let frame =
+                decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
+            let hashes = if hash { frame.hashes() } else { Vec::new() };
+            let end = first + frame.records.len() as u64;
+            while i < seqs.len() && seqs[i] < end {
+                let idx = (seqs[i] - first) as usize;
+                let r = &frame.records[idx];
+                let event: E = decode_event(r)?;
+                if event.account_id() != Some(account_id) {
+                    return Err(corrupt(r.seq, "index points to another account's record"));
+                }
+                f(&frame, idx, event, &hashes);
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Opens (or creates) the store in `dir`. Checks the tail: a last frame
     /// the head marker does not cover was never acknowledged and is dropped;
     /// any other inconsistency of the tail is an error (run `verify`).
@@ -855,46 +897,37 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
     }
 
     fn read_account(&self, account_id: &str) -> Result<Vec<StoredRecord<E>>, StoreError> {
-        self.catch_up_index()?;
-        let mut seqs = self.index_mut().seqs(account_id);
-        seqs.retain(|&s| s <= self.head.seq);
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut i = 0;
-        while i < seqs.len() {
-            let first = self
-                .frame_key_containing(seqs[i])?
-                .ok_or_else(|| corrupt(seqs[i], "record missing"))?;
-            let v = self
-                .log
-                .get(seq_key(first))?
-                .ok_or_else(|| corrupt(seqs[i], "record missing"))?;
-            let mut scratch = Vec::new();
-            let frame =
-                decode_frame(first, &v, &mut scratch).map_err(|d| defect_error(first, d))?;
-            let hashes = frame.hashes();
-            let end = first + frame.records.len() as u64;
-            while i < seqs.len() && seqs[i] < end {
-                let idx = (seqs[i] - first) as usize;
+        let mut out = Vec::new();
+        self.visit_account(
+            account_id,
+            |frame, idx, event, hashes| {
                 let r = &frame.records[idx];
-                let event: E = decode_event(r)?;
-                if event.account_id() != Some(account_id) {
-                    return Err(corrupt(r.seq, "index points to another account's record"));
-                }
-                let prev_hash = if idx == 0 {
-                    frame.prev_hash
-                } else {
-                    hashes[idx - 1]
-                };
                 out.push(StoredRecord {
                     seq: r.seq,
                     at: r.at,
-                    prev_hash,
+                    prev_hash: if idx == 0 {
+                        frame.prev_hash
+                    } else {
+                        hashes[idx - 1]
+                    },
                     hash: hashes[idx],
                     event,
                 });
-                i += 1;
-            }
-        }
+            },
+            true,
+        )?;
+        Ok(out)
+    }
+
+    fn read_account_events(&self, account_id: &str) -> Result<Vec<(u64, E)>, StoreError> {
+        let mut out = Vec::new();
+        self.visit_account(
+            account_id,
+            |frame, idx, event, _| {
+                out.push((frame.records[idx].seq, event));
+            },
+            false,
+        )?;
         Ok(out)
     }
 
@@ -1323,6 +1356,15 @@ mod tests {
         assert!(a.iter().all(|r| r.event.account.as_deref() == Some("a")));
         assert_eq!(a[1], all[2]);
         assert!(s.read_account("zz").expect("none").is_empty());
+        // The same events without the hashes.
+        let events = s.read_account_events("a").expect("events");
+        assert_eq!(
+            events,
+            a.iter()
+                .map(|r| (r.seq, r.event.clone()))
+                .collect::<Vec<_>>()
+        );
+        assert!(s.read_account_events("zz").expect("none").is_empty());
         drop(s);
         let s = open(tmp.path());
         assert_eq!(s.head(), head);

@@ -9,8 +9,8 @@
 //!
 //! The role switch (ARCHITECTURE.md, "Several nodes"): the writer thread
 //! always owns the working ledger. As a *standby* it refuses commands
-//! (UNAVAILABLE with the writer's address) and every [`TAIL_PERIOD`] tails
-//! the log by seq, applying each record to its working copy and to the
+//! (UNAVAILABLE with the writer's address) and tails the log by seq when
+//! a writer's append commits (LISTEN/NOTIFY) and every [`TAIL_PERIOD`], applying each record to its working copy and to the
 //! shared state with the same `apply` (notices included), exactly as the
 //! writer's own commits are applied. When the keeper reports the lease
 //! acquired, the thread first reads the log to its end (everything
@@ -104,6 +104,9 @@ pub(crate) struct Cluster {
     pub(crate) in_doubt: Option<InDoubt>,
     pub(crate) retry_at: Instant,
     pub(crate) backoff: Duration,
+    /// Raised when a writer's append commits (LISTEN): a standby tails at
+    /// once rather than at its next [`TAIL_PERIOD`].
+    pub(crate) appended: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Cluster {
@@ -117,6 +120,7 @@ impl Cluster {
             in_doubt: None,
             retry_at: Instant::now(),
             backoff: RETRY_MIN,
+            appended: None,
         }
     }
 

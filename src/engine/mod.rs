@@ -352,9 +352,13 @@ impl Engine {
             last_at = ledger.last_at(),
             "ledger loaded"
         );
-        if let Some(opts) = &config.cluster {
-            log.set_idle_transaction_timeout(opts.lease)?;
-        }
+        let appended = match &config.cluster {
+            Some(opts) => {
+                log.set_idle_transaction_timeout(opts.lease)?;
+                log.appended_signal()?
+            }
+            None => None,
+        };
         let (tree, signer) = if config.proofs {
             let tree = proofs::rebuild(&log, prefix, config.cluster.is_some())?;
             let key = proofs::load_key(
@@ -402,7 +406,8 @@ impl Engine {
         });
         let (cluster, keeper) = match (&config.cluster, &db) {
             (Some(opts), Some(db)) => {
-                let (c, k) = cluster::start(opts, db).map_err(StartError::Thread)?;
+                let (mut c, k) = cluster::start(opts, db).map_err(StartError::Thread)?;
+                c.appended = appended;
                 (Some(c), Some(k))
             }
             _ => (None, None),

@@ -21,6 +21,14 @@ const LINGER_QUIET: Duration = Duration::from_micros(150);
 /// Polling period while lingering (the writer thread is ours to block).
 const LINGER_POLL: Duration = Duration::from_micros(30);
 
+/// A writer's append committed (never, without a signal).
+async fn wait_appended(signal: Option<&tokio::sync::Notify>) {
+    match signal {
+        Some(n) => n.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -99,6 +107,7 @@ impl Writer {
             let mut tick = tokio::time::interval(SYSTEM_TICK);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let clustered = self.cluster.is_some();
+            let appended = self.cluster.as_ref().and_then(|c| c.appended.clone());
             let mut cluster_tick = tokio::time::interval(cluster::TAIL_PERIOD);
             cluster_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut head_tick = tokio::time::interval(HEAD_FILE_DURABLE_EVERY);
@@ -134,6 +143,9 @@ impl Writer {
                     _ = cluster_tick.tick(), if clustered => {
                         self.cluster_step();
                     }
+                    _ = wait_appended(appended.as_deref()), if self.is_standby() => {
+                        self.cluster_step();
+                    }
                     _ = head_tick.tick(), if self.signer.is_some() => {
                         self.save_head(false);
                     }
@@ -150,6 +162,11 @@ impl Writer {
                 "writer stopped"
             );
         });
+    }
+
+    /// A node sharing the log that does not hold the lease.
+    fn is_standby(&self) -> bool {
+        self.cluster.as_ref().is_some_and(|c| c.writing.is_none())
     }
 
     /// Waits briefly for the clients just answered to send their next

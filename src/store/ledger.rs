@@ -7,6 +7,7 @@ use super::{
     StoreError, StoreLocation, StoreOptions, StoredRecord,
 };
 use crate::domain::{Applied, Event, Ledger, Policy};
+use std::sync::Arc;
 
 impl Indexed for Event {
     fn account_id(&self) -> Option<&str> {
@@ -168,6 +169,14 @@ impl EventLog {
         match self {
             EventLog::Postgres(p) => p.set_idle_transaction_timeout(d),
             EventLog::Sled(_) => Ok(()),
+        }
+    }
+
+    /// Several nodes: see [`PgLog::appended_signal`] (`None` on sled).
+    pub fn appended_signal(&self) -> Result<Option<Arc<tokio::sync::Notify>>, StoreError> {
+        match self {
+            EventLog::Postgres(p) => p.appended_signal().map(Some),
+            EventLog::Sled(_) => Ok(None),
         }
     }
 

@@ -174,6 +174,12 @@ const SQL_INSERT: &str = "INSERT INTO isc_records (seq, at, version, prev_hash, 
 const SQL_SET_HEAD: &str = "UPDATE isc_head SET seq = $1, at = $2, hash = $3 \
      WHERE seq = $4 AND hash = $5 AND EXISTS (SELECT 1 FROM isc_records WHERE seq = $1)";
 
+/// Several nodes: the channel a fenced append notifies in its transaction
+/// (delivered at COMMIT) and standbys listen on, so they tail at once
+/// instead of at their next poll.
+const SQL_NOTIFY_APPENDED: &str = "NOTIFY isc_appended";
+const SQL_LISTEN_APPENDED: &str = "LISTEN isc_appended";
+
 /// The append's INSERT behind the writer lease's fence: `fence_sql` (one
 /// parameter, the epoch; a row when the lease is held, locked `FOR SHARE`)
 /// becomes a CTE the rows are joined with, so the fence costs no round
@@ -1127,9 +1133,18 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let head_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                 [&new_seq, &new_head.at, &new_hash, &old_seq, &old_hash];
             let set_head = client.execute(&stmts.set_head, &head_params);
+            // Several nodes: standbys listening are woken at the COMMIT
+            // (a notification is sent only if the transaction commits).
+            let notify = async {
+                match fence {
+                    Some(_) => client.batch_execute(SQL_NOTIFY_APPENDED).await,
+                    None => Ok(()),
+                }
+            };
             let commit = client.batch_execute("COMMIT");
-            let (b, i, h, c) = futures::join!(begin, insert, set_head, commit);
+            let (b, i, h, nt, c) = futures::join!(begin, insert, set_head, notify, commit);
             b.map_err(|e| pg_error("append: BEGIN", e))?;
+            nt.map_err(|e| pg_error("append: NOTIFY", e))?;
             let inserted = i.map_err(|e| {
                 if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
                     StoreError::SeqTaken { after: old.seq }
@@ -1250,6 +1265,60 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             self.fence = Some((stmt, epoch));
         }
         Ok(())
+    }
+
+    /// Several nodes: a signal raised whenever a writer's append commits
+    /// (`LISTEN` on a connection of its own). Only a hint to tail now: a
+    /// standby still polls, so a lost listener connection (logged) costs
+    /// latency, never records.
+    pub fn appended_signal(&self) -> Result<Arc<tokio::sync::Notify>, StoreError> {
+        let cfg = self.cfg.clone();
+        let signal = Arc::new(tokio::sync::Notify::new());
+        let raised = signal.clone();
+        self.rt.run(async move {
+            let (client, mut conn) = cfg.connect(NoTls).await.map_err(|e| {
+                pg_error(
+                    &format!("cannot connect to {} (listener)", pg_conn::describe(&cfg)),
+                    e,
+                )
+            })?;
+            let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                use futures::StreamExt;
+                let mut ready_tx = Some(ready_tx);
+                let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+                let listen = client.batch_execute(SQL_LISTEN_APPENDED);
+                futures::pin_mut!(listen);
+                loop {
+                    tokio::select! {
+                        done = &mut listen, if ready_tx.is_some() => {
+                            if let Some(tx) = ready_tx.take() {
+                                let _ = tx.send(done);
+                            }
+                        }
+                        m = messages.next() => match m {
+                            Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                                raised.notify_one();
+                            }
+                            Some(Ok(_)) => {}
+                            Some(Err(e)) => {
+                                tracing::warn!("PostgreSQL listener connection ended (standbys poll): {e}");
+                                return;
+                            }
+                            None => return,
+                        },
+                    }
+                }
+            });
+            match ready_rx.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(pg_error("cannot LISTEN for appends", e)),
+                Err(_) => Err(StoreError::Postgres(
+                    "the listener connection ended before LISTEN".into(),
+                )),
+            }
+        })?;
+        Ok(signal)
     }
 
     /// Several nodes: the records after this log's head, up to `max`, as

@@ -134,7 +134,9 @@ pub struct AppendLoopArgs {
     pub max_records: u64,
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
+/// A progress bar on stderr when it is a terminal (hidden otherwise, so
+/// scripts and `--json` output stay clean).
+pub(crate) fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
     if std::io::stderr().is_terminal() {
         if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")

@@ -25,12 +25,12 @@
 //! run folds only the new records. A missing or stale fold means one full
 //! replay, never a skipped one.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use serde_json::{json, Value};
 
 use super::client::ClientOpts;
@@ -476,20 +476,6 @@ fn load_fold(path: &Path, st: &AuditState) -> Option<Ledger> {
     (used == rest.len() && ledger.last_seq() == st.head.tree_size).then_some(ledger)
 }
 
-fn progress(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if std::io::stderr().is_terminal() {
-        if let Ok(style) = ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec})")
-        {
-            bar.set_style(style);
-        }
-        bar.set_message(what.to_owned());
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar
-}
-
 /// What one audit run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditReport {
@@ -817,7 +803,7 @@ pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<Audit
     // Without the fold of the saved records, replay them (their hashes are
     // checked again, against the saved chain hash).
     let replay_from = ledger.last_seq() + 1;
-    let bar = progress(head.tree_size.saturating_sub(replay_from - 1), "audit");
+    let bar = super::audit::progress(head.tree_size.saturating_sub(replay_from - 1), "audit");
     let stream = c
         .read_log(pb::ReadLogRequest {
             from_seq: replay_from,

@@ -461,3 +461,24 @@ fn a_fenced_writer_that_lost_the_lease_commits_nothing() {
         "1"
     );
 }
+
+#[test]
+fn the_chain_hashes_of_the_last_append_are_those_stored() {
+    let url = pg::shared_db();
+    let loc = StoreLocation::Postgres(url);
+    let mut log = EventLog::open(&loc, opts(u64::MAX)).expect("open");
+    log.append(&[(AT, opened("a"))]).expect("append");
+    let batch: Vec<_> = (0..5)
+        .map(|i| (AT, topped("a", &format!("K{i}"), AT)))
+        .collect();
+    log.append(&batch).expect("append");
+    let stored: Vec<_> = log
+        .raw_records(1, 6)
+        .map(|r| r.expect("read").hash)
+        .collect();
+    // The last batch (served without a round trip), a part of it, and a
+    // range reaching before it (read back).
+    assert_eq!(log.chain_hashes(2, 6).expect("hashes"), stored[1..]);
+    assert_eq!(log.chain_hashes(3, 4).expect("hashes"), stored[2..4]);
+    assert_eq!(log.chain_hashes(1, 6).expect("hashes"), stored);
+}

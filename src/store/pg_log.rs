@@ -247,6 +247,11 @@ pub struct PgLog<E> {
     fence_sql: Option<String>,
     cfg: Config,
     idle_tx_timeout_ms: Option<i64>,
+    /// The first seq and the chain hashes of the last committed append:
+    /// the engine asks for them right after `append` returned, and that
+    /// must not depend on another round trip (a connection lost just after
+    /// the COMMIT would report a committed append as failed).
+    last_batch: (u64, Vec<Hash>),
     _event: PhantomData<fn() -> E>,
 }
 
@@ -893,6 +898,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             fence_sql: None,
             cfg: keep_cfg,
             idle_tx_timeout_ms: None,
+            last_batch: (0, Vec::new()),
             _event: PhantomData,
         })
     }
@@ -1083,6 +1089,10 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             at: last.at,
         };
         let old = self.head;
+        let batch = (
+            records.first().map_or(0, |r| r.seq),
+            records.iter().map(|r| r.hash).collect::<Vec<Hash>>(),
+        );
         self.reconnect_if_closed()?;
         let client = self.writer.clone();
         let stmts = self.write_stmts.clone();
@@ -1173,6 +1183,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             Ok(())
         })?;
         self.head = new_head;
+        self.last_batch = batch;
         Ok(())
     }
 
@@ -1519,6 +1530,18 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for PgLog<E> {
         to_seq: u64,
     ) -> impl Iterator<Item = Result<RawRecord, StoreError>> + '_ {
         self.read_raw_records(from_seq, to_seq)
+    }
+
+    fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<Hash>, StoreError> {
+        let (first, hashes) = &self.last_batch;
+        let last = first + hashes.len() as u64;
+        if *first > 0 && from_seq >= *first && to_seq < last && from_seq <= to_seq {
+            let (a, b) = ((from_seq - first) as usize, (to_seq - first) as usize);
+            return Ok(hashes[a..=b].to_vec());
+        }
+        self.read_raw(from_seq, to_seq)
+            .map(|r| r.map(|r| r.hash))
+            .collect()
     }
 
     fn save_signed_head(&self, head: &SignedTreeHead, _durable: bool) -> Result<(), StoreError> {

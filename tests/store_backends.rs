@@ -482,3 +482,37 @@ fn the_chain_hashes_of_the_last_append_are_those_stored() {
     assert_eq!(log.chain_hashes(3, 4).expect("hashes"), stored[2..4]);
     assert_eq!(log.chain_hashes(1, 6).expect("hashes"), stored);
 }
+
+#[test]
+fn a_node_rewound_to_its_ledger_tails_again_and_cannot_append_over_the_log() {
+    let url = pg::shared_db();
+    let loc = StoreLocation::Postgres(url);
+    let mut log = EventLog::open(&loc, opts(u64::MAX)).expect("open");
+    log.append(&[(AT, opened("a"))]).expect("append");
+    let batch: Vec<_> = (0..4)
+        .map(|i| (AT, topped("a", &format!("K{i}"), AT)))
+        .collect();
+    log.append(&batch).expect("append");
+    let stored: Vec<_> = log
+        .raw_records(1, 5)
+        .map(|r| r.expect("read").hash)
+        .collect();
+    // A ledger that ends at record 2 (its later appends failed after COMMIT).
+    log.rewind_to(2).expect("rewind");
+    assert_eq!(log.head().seq, 2);
+    assert_eq!(log.head().hash, stored[1]);
+    // Appending from there would fork: the dense seq refuses it, nothing lands.
+    let e = log
+        .append(&[(AT, opened("stale"))])
+        .expect_err("an append behind the log is refused");
+    assert!(e.to_string().contains("append"), "{e}");
+    let tail = log.catch_up(100).expect("catch up");
+    assert_eq!(tail.iter().map(|r| r.seq).collect::<Vec<_>>(), [3, 4, 5]);
+    assert_eq!(log.head().seq, 5);
+    // Caught up: it appends after record 5; rewinding forward is a no-op.
+    log.rewind_to(9).expect("no-op");
+    log.append(&[(AT, opened("b"))])
+        .expect("append after catching up");
+    log.rewind_to(0).expect("rewind to the start");
+    assert_eq!(log.catch_up(100).expect("catch up").len(), 6);
+}

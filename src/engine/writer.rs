@@ -377,10 +377,10 @@ impl Writer {
             return;
         };
         tracing::warn!(epoch, "stepping down to standby: {why}");
+        self.reset_to_durable(why);
         if let Ok(mut log) = self.shared.log.write() {
             let _ = log.set_fence(None); // removing a fence cannot fail
         }
-        self.reset_to_durable(why);
         let replies = std::mem::take(&mut self.replies);
         for (reply, r) in replies {
             let _ = reply.send(r.map(|r| (r, None)));
@@ -467,8 +467,16 @@ impl Writer {
     /// Reads the records after this node's head and applies them (working
     /// copy and shared state, notices published); true once at the end.
     fn tail(&mut self) -> Result<bool, String> {
+        let ours = self.working.last_seq();
         let records = match self.shared.log.write() {
-            Ok(mut log) => log.catch_up(cluster::TAIL_MAX).map_err(|e| e.to_string())?,
+            Ok(mut log) => {
+                // From this node's ledger, wherever a failed append left
+                // the log's cursor (tried again at every step until it works).
+                if log.head().seq > ours {
+                    log.rewind_to(ours).map_err(|e| e.to_string())?;
+                }
+                log.catch_up(cluster::TAIL_MAX).map_err(|e| e.to_string())?
+            }
             Err(_) => return Err("log lock poisoned".into()),
         };
         let n = records.len();
@@ -545,6 +553,18 @@ impl Writer {
             let started = std::time::Instant::now();
             let mut verdict = Verdict::Unknown;
             let appended = match self.shared.log.write() {
+                // Decided on this node's ledger, so only appended right
+                // after its last record: a log whose head moved on (another
+                // writer, an append that failed after its COMMIT) gets
+                // nothing, and the node tails from its ledger first.
+                Ok(log) if log.head().seq + 1 != first_seq => {
+                    verdict = Verdict::NotRecorded { epoch_moved: false };
+                    Err(format!(
+                        "the log's head is record {} but this node's ledger ends at {}: nothing sent",
+                        log.head().seq,
+                        first_seq - 1
+                    ))
+                }
                 Ok(mut log) => log
                     .append(&events)
                     .map_err(|e| {

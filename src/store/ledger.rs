@@ -152,6 +152,16 @@ impl EventLog {
         }
     }
 
+    /// Several nodes (PostgreSQL only): tail again from record `seq` (see
+    /// [`PgLog::rewind_to`]); a no-op on sled, whose one writer's ledger
+    /// never falls behind its own log.
+    pub fn rewind_to(&mut self, seq: u64) -> Result<(), StoreError> {
+        match self {
+            EventLog::Postgres(p) => p.rewind_to(seq),
+            EventLog::Sled(_) => Ok(()),
+        }
+    }
+
     /// Several nodes: the writer lease epoch every later append checks
     /// (`pg_lease::FENCE_SQL`; no effect on sled, which one process owns).
     pub fn set_fence(&mut self, epoch: Option<u64>) -> Result<(), StoreError> {

@@ -1380,6 +1380,32 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         Ok(out)
     }
 
+    /// Moves this node's idea of the head back to record `seq` (re-read
+    /// from the database), so [`catch_up`](Self::catch_up) returns the
+    /// records after `seq` again: a node whose durable ledger is behind
+    /// this cursor (an append that failed after its COMMIT) tails from its
+    /// ledger, never from where the failed append left the cursor. Until
+    /// it has caught up, an append from there is refused by the dense seq.
+    pub fn rewind_to(&mut self, seq: u64) -> Result<(), StoreError> {
+        if seq >= self.head.seq {
+            return Ok(());
+        }
+        self.head = if seq == 0 {
+            Head::EMPTY
+        } else {
+            match self.read_raw_records(seq, seq).next() {
+                Some(Ok(r)) => Head {
+                    seq,
+                    hash: r.hash,
+                    at: r.at,
+                },
+                Some(Err(e)) => return Err(e),
+                None => return Err(corrupt(seq, "record missing")),
+            }
+        };
+        Ok(())
+    }
+
     /// Re-reads the head from the database (after a failed append whose
     /// outcome is unknown, or to follow another writer).
     pub fn refresh_head(&mut self) -> Result<Head, StoreError> {

@@ -122,6 +122,26 @@ impl std::fmt::Debug for TempCluster {
 #[error("throwaway PostgreSQL cluster: {0}")]
 pub struct ClusterError(String);
 
+/// Runs one of the cluster's tools as `run_as` in `dir`, without input,
+/// output or an inherited `PGDATA`; its stderr is the error (`what` names
+/// the tool).
+fn run_tool(mut cmd: Command, run_as: RunAs, dir: &Path, what: &str) -> Result<(), ClusterError> {
+    cmd.current_dir(dir)
+        .env_remove("PGDATA")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    run_as.apply(&mut cmd);
+    let out = cmd.output().map_err(|e| err(format!("{what}: {e}")))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 fn err(what: impl Into<String>) -> ClusterError {
     ClusterError(what.into())
 }
@@ -166,19 +186,8 @@ impl TempCluster {
         cmd.arg("-D")
             .arg(&data)
             .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync"])
-            .args(["--locale", "C"])
-            .current_dir(root.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        run_as.apply(&mut cmd);
-        let out = cmd.output().map_err(|e| err(format!("initdb: {e}")))?;
-        if !out.status.success() {
-            return Err(err(format!(
-                "initdb failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+            .args(["--locale", "C"]);
+        run_tool(cmd, run_as, root.path(), "initdb")?;
         Ok(TempCluster {
             root,
             data,
@@ -415,22 +424,8 @@ impl TempCluster {
         cmd.args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
             .arg(self.port.to_string())
             .args(["-X", "stream", "-R", "-c", "fast", "-D"])
-            .arg(&data)
-            .current_dir(root.path())
-            .env_remove("PGDATA")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        self.run_as.apply(&mut cmd);
-        let out = cmd
-            .output()
-            .map_err(|e| err(format!("pg_basebackup: {e}")))?;
-        if !out.status.success() {
-            return Err(err(format!(
-                "pg_basebackup failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
+            .arg(&data);
+        run_tool(cmd, self.run_as, root.path(), "pg_basebackup")?;
         let mut standby = TempCluster {
             root,
             data,
@@ -474,23 +469,8 @@ impl TempCluster {
     pub fn promote(&self) -> Result<(), ClusterError> {
         let mut cmd = Command::new(self.bindir.join("pg_ctl"));
         cmd.args(["promote", "-w", "-t", "30", "-D"])
-            .arg(&self.data)
-            .current_dir(self.root.path())
-            .env_remove("PGDATA")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        self.run_as.apply(&mut cmd);
-        let out = cmd
-            .output()
-            .map_err(|e| err(format!("pg_ctl promote: {e}")))?;
-        if !out.status.success() {
-            return Err(err(format!(
-                "pg_ctl promote failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )));
-        }
-        Ok(())
+            .arg(&self.data);
+        run_tool(cmd, self.run_as, self.root.path(), "pg_ctl promote")
     }
 
     /// Sends `sig` to the postmaster without waiting (SIGSTOP, SIGCONT, …).

@@ -155,6 +155,16 @@ struct ReadStatements {
     scan_copy: Statement,
 }
 
+impl WriteStatements {
+    async fn prepare(writer: &Client) -> Result<WriteStatements, StoreError> {
+        let prep = |e| pg_error("cannot prepare statements", e);
+        Ok(WriteStatements {
+            insert: writer.prepare(SQL_INSERT).await.map_err(prep)?,
+            set_head: writer.prepare(SQL_SET_HEAD).await.map_err(prep)?,
+        })
+    }
+}
+
 impl ReadStatements {
     async fn prepare(reader: &Client) -> Result<ReadStatements, StoreError> {
         let prep = |e| pg_error("cannot prepare statements", e);
@@ -194,6 +204,14 @@ fn fenced_insert_sql(fence_sql: &str) -> String {
               $6::bytea[], $7::bytea[], $8::bytea[]) \
            AS u (seq, at, version, prev_hash, hash, account_id, payload)"
     )
+}
+/// Prepares [`fenced_insert_sql`] on the writer's connection (when the
+/// fence is set, and again after a reconnect).
+async fn prepare_fenced_insert(writer: &Client, fence_sql: &str) -> Result<Statement, StoreError> {
+    writer
+        .prepare(&fenced_insert_sql(fence_sql))
+        .await
+        .map_err(|e| pg_error("cannot prepare the writer-lease fence", e))
 }
 const SQL_RANGE: &str = "SELECT seq, at, version, prev_hash, hash, payload FROM isc_records \
      WHERE seq >= $1 AND seq <= $2 ORDER BY seq";
@@ -859,11 +877,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let writer = connect(&cfg, "writer").await?;
             pg_schema::ensure(&writer, schema == SchemaMode::Create).await?;
             let reader = connect(&cfg, "reader").await?;
-            let prep = |e| pg_error("cannot prepare statements", e);
-            let write_stmts = WriteStatements {
-                insert: writer.prepare(SQL_INSERT).await.map_err(prep)?,
-                set_head: writer.prepare(SQL_SET_HEAD).await.map_err(prep)?,
-            };
+            let write_stmts = WriteStatements::prepare(&writer).await?;
             let read_stmts = ReadStatements::prepare(&reader).await?;
             let head = read_head_row(&writer).await?;
             if check_tail {
@@ -1201,13 +1215,10 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
                     StoreError::Postgres(format!("fencing epoch {epoch} too large"))
                 })?;
                 let client = self.writer.clone();
-                let sql = fenced_insert_sql(sql);
-                let stmt = self.rt.run(async move {
-                    client
-                        .prepare(&sql)
-                        .await
-                        .map_err(|e| pg_error("cannot prepare the writer-lease fence", e))
-                })?;
+                let sql = sql.to_owned();
+                let stmt = self
+                    .rt
+                    .run(async move { prepare_fenced_insert(&client, &sql).await })?;
                 Some((stmt, epoch))
             }
         };
@@ -1244,19 +1255,10 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
             let writer = connect(&cfg, "writer").await?;
             set_idle_timeout(&writer, ms).await?;
             let reader = connect(&cfg, "reader").await?;
-            let prep = |e| pg_error("cannot prepare statements", e);
-            let write_stmts = WriteStatements {
-                insert: writer.prepare(SQL_INSERT).await.map_err(prep)?,
-                set_head: writer.prepare(SQL_SET_HEAD).await.map_err(prep)?,
-            };
+            let write_stmts = WriteStatements::prepare(&writer).await?;
             let read_stmts = ReadStatements::prepare(&reader).await?;
             let fence_stmt = match fence_sql {
-                Some(sql) => Some(
-                    writer
-                        .prepare(&fenced_insert_sql(&sql))
-                        .await
-                        .map_err(prep)?,
-                ),
+                Some(sql) => Some(prepare_fenced_insert(&writer, &sql).await?),
                 None => None,
             };
             Ok((

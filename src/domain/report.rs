@@ -458,11 +458,7 @@ pub fn statement(
     to: UnixSeconds,
 ) -> Result<Statement, Rejection> {
     check_id("account id", account_id)?;
-    if to < from {
-        return Err(Rejection::invalid(format!(
-            "statement window ends ({to}) before it starts ({from})"
-        )));
-    }
+    check_window("statement", from, to)?;
     let inconsistent = |e: super::account::ApplyError| {
         Rejection::precondition(format!("the log of {account_id} is inconsistent: {e}"))
     };
@@ -722,4 +718,15 @@ impl Ledger {
         }
         ComplianceReport { from, to, entries }
     }
+}
+
+/// A `(from, to]` window of a statement or report: `INVALID_ARGUMENT` when
+/// it ends before it starts.
+pub fn check_window(what: &str, from: UnixSeconds, to: UnixSeconds) -> Result<(), Rejection> {
+    if to < from {
+        return Err(Rejection::invalid(format!(
+            "{what} window ends ({to}) before it starts ({from})"
+        )));
+    }
+    Ok(())
 }

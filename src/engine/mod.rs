@@ -650,12 +650,7 @@ impl Engine {
         to: i64,
     ) -> Result<Statement, EngineError> {
         check_id("account id", account_id)?;
-        if to < from {
-            return Err(Rejection::invalid(format!(
-                "statement window ends ({to}) before it starts ({from})"
-            ))
-            .into());
-        }
+        crate::domain::report::check_window("statement", from, to)?;
         let seq = self
             .shared
             .live
@@ -751,12 +746,7 @@ impl Engine {
 
     /// The continuous-use report over `(from, to]`.
     pub fn compliance(&self, from: i64, to: i64) -> Result<ComplianceReport, EngineError> {
-        if to < from {
-            return Err(Rejection::invalid(format!(
-                "report window ends ({to}) before it starts ({from})"
-            ))
-            .into());
-        }
+        crate::domain::report::check_window("report", from, to)?;
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
         Ok(live.ledger.compliance_report(from, to))
     }
@@ -764,12 +754,7 @@ impl Engine {
     /// The SLA report over incidents reported in `(from, to]`, open
     /// deadlines judged now.
     pub fn sla_report(&self, from: i64, to: i64) -> Result<SlaReport, EngineError> {
-        if to < from {
-            return Err(Rejection::invalid(format!(
-                "report window ends ({to}) before it starts ({from})"
-            ))
-            .into());
-        }
+        crate::domain::report::check_window("report", from, to)?;
         let live = self.shared.live.read().map_err(|_| lock_poisoned())?;
         let now = self.read_now(&live);
         Ok(live.ledger.sla_report(from, to, now))

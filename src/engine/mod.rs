@@ -360,13 +360,13 @@ impl Engine {
             None => None,
         };
         let (tree, signer) = if config.proofs {
-            let tree = proofs::rebuild(&log, prefix, config.cluster.is_some())?;
+            let (tree, stored) = proofs::rebuild(&log, prefix, config.cluster.is_some())?;
             let key = proofs::load_key(
                 config.signing_key.as_deref(),
                 &store,
                 config.key_dir.as_deref(),
             )?;
-            proofs::check_key_pin(&log, &key)?;
+            proofs::check_key_pin(stored.as_ref(), &key)?;
             let h = log.head();
             let head = key.sign(tree.size(), tree.root(), h.at);
             // A node sharing the log stores heads only while it writes.

@@ -207,12 +207,13 @@ pub enum ProofsStartError {
 ///
 /// `prefix` is the tree of the log's first records when it was built
 /// already (by [`build_tree`], on another thread while the state loaded);
-/// the records after it are pushed here.
+/// the records after it are pushed here. Returns the tree and the stored
+/// head it was checked against (for [`check_key_pin`]).
 pub(crate) fn rebuild<L: LogStore<crate::domain::Event>>(
     log: &L,
     prefix: Option<MerkleTree>,
     shared_log: bool,
-) -> Result<MerkleTree, ProofsStartError> {
+) -> Result<(MerkleTree, Option<SignedTreeHead>), ProofsStartError> {
     let started = Instant::now();
     let size = log.head().seq;
     let mut tree = match prefix {
@@ -231,7 +232,8 @@ pub(crate) fn rebuild<L: LogStore<crate::domain::Event>>(
         ms = started.elapsed().as_millis() as u64,
         "Merkle tree rebuilt from the log"
     );
-    if let Some(stored) = log.load_signed_head()? {
+    let stored = log.load_signed_head()?;
+    if let Some(stored) = &stored {
         if stored.tree_size > size && shared_log {
             tracing::info!(
                 stored = stored.tree_size,
@@ -253,7 +255,7 @@ pub(crate) fn rebuild<L: LogStore<crate::domain::Event>>(
             )));
         }
     }
-    Ok(tree)
+    Ok((tree, stored))
 }
 
 /// Loads the signing key: the `--signing-key` file when given, else
@@ -309,11 +311,11 @@ pub(crate) fn load_key(
 /// signed with: receipt holders and auditors pin the ledger's public key, so
 /// a node (a restart, a second node on the same database) signing with
 /// another key would make every check of its heads fail.
-pub(crate) fn check_key_pin<L: LogStore<crate::domain::Event>>(
-    log: &L,
+pub(crate) fn check_key_pin(
+    stored: Option<&SignedTreeHead>,
     key: &LedgerKey,
 ) -> Result<(), ProofsStartError> {
-    match log.load_signed_head()? {
+    match stored {
         Some(stored) if stored.public_key != key.public_key() => {
             Err(ProofsStartError::KeyMismatch(format!(
                 "this ledger's signed heads are made with the key {}, this node's signing key is {}: start every node with the ledger's key file (`--signing-key FILE`); a new key would make every receipt holder's and auditor's check fail",

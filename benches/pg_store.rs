@@ -10,6 +10,9 @@
 //! first when empty, kept afterwards, e.g. for `isc-ledger replay --store`):
 //!   ISC_BENCH_PG_URL=postgres://… cargo bench --bench pg_store
 
+mod common;
+use common::quick;
+
 use std::time::Instant;
 
 use isc_ledger::domain::{Event, Ledger, Policy};
@@ -17,12 +20,6 @@ use isc_ledger::store::ledger::{open_ledger_with, EventLog};
 use isc_ledger::store::pg_temp::TempCluster;
 use isc_ledger::store::workload::Workload;
 use isc_ledger::store::{LogStore, StoreLocation, StoreOptions};
-
-fn quick() -> bool {
-    std::env::var_os("ISC_BENCH_QUICK").is_some()
-        || std::env::var_os("CI").is_some()
-        || !std::env::args().any(|a| a == "--bench")
-}
 
 /// Where the bench writes: a throwaway cluster, or the caller's database.
 enum Target {

@@ -5,6 +5,9 @@
 //! Full run:  cargo bench --bench proofs
 //! Quick run: ISC_BENCH_QUICK=1 cargo bench --bench proofs   (also when `CI` is set)
 
+mod common;
+use common::quick;
+
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -12,13 +15,6 @@ use isc_ledger::store::merkle::{leaf_hash, verify_inclusion, MerkleTree};
 use isc_ledger::store::sth::LedgerKey;
 use isc_ledger::store::Hash;
 use sha2::{Digest, Sha256};
-
-/// Quick mode: asked for, on CI, or when `cargo test` runs this file.
-fn quick() -> bool {
-    std::env::var_os("ISC_BENCH_QUICK").is_some()
-        || std::env::var_os("CI").is_some()
-        || !std::env::args().any(|a| a == "--bench")
-}
 
 fn leaves() -> u64 {
     if quick() {

@@ -5,6 +5,9 @@
 //! Full run:  cargo bench --bench store
 //! Quick run: ISC_BENCH_QUICK=1 cargo bench --bench store   (also when `CI` is set)
 
+mod common;
+use common::quick;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,14 +16,6 @@ use isc_ledger::domain::{Event, Ledger, Policy};
 use isc_ledger::store::ledger::{open_ledger_with, EventLog};
 use isc_ledger::store::workload::Workload;
 use isc_ledger::store::{LogStore, StoreOptions};
-
-/// Quick mode: asked for, on CI, or when `cargo test` runs this file
-/// (cargo passes `--bench` only to real benchmark runs).
-fn quick() -> bool {
-    std::env::var_os("ISC_BENCH_QUICK").is_some()
-        || std::env::var_os("CI").is_some()
-        || !std::env::args().any(|a| a == "--bench")
-}
 
 /// Events in the replay history: 1M for real, 20k in quick mode.
 fn history_len() -> usize {

@@ -174,16 +174,16 @@ async fn receipts_carry_signed_heads_and_proofs_verify() {
         .unwrap()
         .into_inner();
     let mut recs = vec![];
-    while let Some(r) = stream.message().await.unwrap() {
-        recs.push(r);
+    while let Some(m) = stream.message().await.unwrap() {
+        recs.extend(m.raw_records().unwrap());
     }
     assert_eq!(recs.len() as u64, n);
     let mut prev = [0u8; 32];
     for (i, r) in recs.iter().enumerate() {
         assert_eq!(r.seq, i as u64 + 1);
-        assert_eq!(h32(&r.prev_hash), prev);
+        assert_eq!(r.prev_hash, prev);
         let h = isc_ledger::store::codec::record_hash(&prev, r.seq, r.at, &r.payload);
-        assert_eq!(h32(&r.hash), h);
+        assert_eq!(r.hash, h);
         prev = h;
     }
     let mut s = 0x1234_5678u64;
@@ -198,7 +198,7 @@ async fn receipts_carry_signed_heads_and_proofs_verify() {
             .unwrap()
             .into_inner();
         assert_eq!(p.tree_size, n);
-        let leaf = leaf_hash(&h32(&recs[(seq - 1) as usize].hash));
+        let leaf = leaf_hash(&recs[(seq - 1) as usize].hash);
         assert_eq!(h32(&p.leaf_hash), leaf);
         verify_inclusion(seq - 1, n, &leaf, &path_of(&p.path), &newest.root_hash)
             .expect("verifies");
@@ -389,7 +389,7 @@ async fn a_slow_log_reader_never_blocks_the_writer() {
         .unwrap()
         .into_inner();
     let first = stream.message().await.unwrap().expect("a record");
-    assert_eq!(first.seq, 1);
+    assert_eq!(first.raw_records().unwrap()[0].seq, 1);
     // The reader stops reading; the server's reader thread fills its buffer
     // and the connection's window, then waits, holding no lock.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -403,8 +403,8 @@ async fn a_slow_log_reader_never_blocks_the_writer() {
     assert!(writes.is_ok(), "writes were blocked by a slow reader");
     // The reader gets everything up to the head at its start, in order.
     let mut next = 2;
-    while let Some(r) = stream.message().await.unwrap() {
-        assert_eq!(r.seq, next);
+    while let Some(m) = stream.message().await.unwrap() {
+        assert_eq!(m.raw_records().unwrap()[0].seq, next);
         next += 1;
     }
     assert_eq!(next - 1, n as u64);
@@ -416,7 +416,7 @@ async fn read_all(
     c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>,
     from: u64,
     max_batch: u32,
-) -> (usize, Vec<pb::LogRecord>) {
+) -> (usize, Vec<isc_ledger::store::RawRecord>) {
     let mut stream = c
         .read_log(pb::ReadLogRequest {
             from_seq: from,
@@ -427,11 +427,9 @@ async fn read_all(
         .unwrap()
         .into_inner();
     let (mut msgs, mut recs) = (0, vec![]);
-    while let Some(mut m) = stream.message().await.unwrap() {
+    while let Some(m) = stream.message().await.unwrap() {
         msgs += 1;
-        let following = std::mem::take(&mut m.following);
-        recs.push(m);
-        recs.extend(following);
+        recs.extend(m.raw_records().unwrap());
     }
     (msgs, recs)
 }
@@ -447,7 +445,6 @@ async fn read_log_batches_carry_the_same_records_across_chunk_boundaries() {
     assert_eq!((msgs, single.len()), (n, n));
     for (i, r) in single.iter().enumerate() {
         assert_eq!(r.seq, i as u64 + 1);
-        assert!(r.following.is_empty());
     }
     // Batches of 3 and 1000 (not dividing the server's 4096-record reads),
     // and the largest: the same records in the same order.

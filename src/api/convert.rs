@@ -309,65 +309,6 @@ pub fn consistency_proof(p: crate::engine::ConsistencyProof) -> pb::ConsistencyP
     }
 }
 
-/// Records per `ReadLog` message at most (`ReadLogRequest.max_batch`).
-pub const READ_LOG_MAX_BATCH: usize = 4096;
-/// Payload bytes per batched `ReadLog` message at most (a message stays far
-/// below the 4 MiB a default gRPC client decodes).
-pub const READ_LOG_MAX_BATCH_BYTES: usize = 1 << 20;
-
-/// Stored records (in seq order) → `ReadLog` messages: one per record for
-/// `max_batch` ≤ 1, else each message a record with up to `max_batch - 1`
-/// more in its `following` (capped by [`READ_LOG_MAX_BATCH`] and
-/// [`READ_LOG_MAX_BATCH_BYTES`]). The hashes and payloads are copied into
-/// one buffer and sliced from it: no allocation per record.
-pub fn log_messages(chunk: Vec<crate::store::RawRecord>, max_batch: u32) -> Vec<pb::LogRecord> {
-    use prost::bytes::BytesMut;
-    let batch = usize::try_from(max_batch)
-        .unwrap_or(READ_LOG_MAX_BATCH)
-        .clamp(1, READ_LOG_MAX_BATCH);
-    let mut arena =
-        BytesMut::with_capacity(chunk.iter().map(|r| 64 + r.payload.len()).sum::<usize>());
-    for r in &chunk {
-        arena.extend_from_slice(&r.prev_hash);
-        arena.extend_from_slice(&r.hash);
-        arena.extend_from_slice(&r.payload);
-    }
-    let arena = arena.freeze();
-    let mut at = 0usize;
-    let mut left = chunk.len();
-    let mut out: Vec<pb::LogRecord> = Vec::with_capacity(left.div_ceil(batch));
-    let mut bytes = 0usize;
-    for r in &chunk {
-        left -= 1;
-        let len = r.payload.len();
-        let rec = pb::LogRecord {
-            seq: r.seq,
-            at: r.at,
-            prev_hash: arena.slice(at..at + 32),
-            hash: arena.slice(at + 32..at + 64),
-            payload: arena.slice(at + 64..at + 64 + len),
-            version: u32::from(r.version),
-            following: vec![],
-        };
-        at += 64 + len;
-        match out.last_mut() {
-            Some(m) if m.following.len() + 1 < batch && bytes + len <= READ_LOG_MAX_BATCH_BYTES => {
-                bytes += len;
-                m.following.push(rec);
-            }
-            _ => {
-                bytes = len;
-                let mut first = rec;
-                if batch > 1 {
-                    first.following.reserve_exact(left.min(batch - 1));
-                }
-                out.push(first);
-            }
-        }
-    }
-    out
-}
-
 fn state(s: AccountState) -> pb::AccountState {
     match s {
         AccountState::Active => pb::AccountState::Active,
@@ -783,73 +724,6 @@ pub fn maintenance_view(v: MaintenanceView) -> pb::MaintenanceView {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn raw(seq: u64, len: usize) -> crate::store::RawRecord {
-        crate::store::RawRecord {
-            seq,
-            at: seq as i64 * 10,
-            version: 1,
-            prev_hash: [seq as u8; 32],
-            hash: [seq as u8 + 1; 32],
-            payload: vec![seq as u8; len],
-        }
-    }
-
-    /// The records of messages, in order (a message, then its `following`).
-    fn flat(msgs: &[pb::LogRecord]) -> Vec<pb::LogRecord> {
-        msgs.iter()
-            .flat_map(|m| {
-                let mut first = m.clone();
-                first.following.clear();
-                std::iter::once(first).chain(m.following.iter().cloned())
-            })
-            .collect()
-    }
-
-    #[test]
-    fn log_messages_batch_at_the_asked_size_and_keep_every_byte() {
-        let chunk: Vec<_> = (1..=10).map(|s| raw(s, s as usize)).collect();
-        let single = log_messages(chunk.clone(), 0);
-        assert_eq!(single.len(), 10);
-        assert!(single.iter().all(|m| m.following.is_empty()));
-        assert_eq!(log_messages(chunk.clone(), 1), single);
-        for (m, r) in single.iter().zip(&chunk) {
-            assert_eq!((m.seq, m.at, m.version), (r.seq, r.at, 1));
-            assert_eq!(m.prev_hash.as_ref(), r.prev_hash);
-            assert_eq!(m.hash.as_ref(), r.hash);
-            assert_eq!(m.payload.as_ref(), r.payload.as_slice());
-        }
-        let three = log_messages(chunk.clone(), 3);
-        let sizes: Vec<usize> = three.iter().map(|m| 1 + m.following.len()).collect();
-        assert_eq!(sizes, [3, 3, 3, 1]);
-        assert_eq!(flat(&three), single);
-        assert!(flat(&three).iter().all(|r| r.following.is_empty()));
-        let all = log_messages(chunk.clone(), u32::MAX);
-        assert_eq!(all.len(), 1);
-        assert_eq!(flat(&all), single);
-        assert!(log_messages(vec![], 100).is_empty());
-    }
-
-    #[test]
-    fn a_batched_log_message_stays_below_its_byte_cap() {
-        let big = READ_LOG_MAX_BATCH_BYTES / 4 + 1;
-        let chunk: Vec<_> = (1..=9).map(|s| raw(s, big)).collect();
-        let msgs = log_messages(chunk, 4096);
-        let sizes: Vec<usize> = msgs.iter().map(|m| 1 + m.following.len()).collect();
-        assert_eq!(sizes, [3, 3, 3]);
-        for m in &msgs {
-            let payload: usize =
-                m.payload.len() + m.following.iter().map(|r| r.payload.len()).sum::<usize>();
-            assert!(payload <= READ_LOG_MAX_BATCH_BYTES);
-        }
-        // A record larger than the cap still goes, alone.
-        let msgs = log_messages(
-            vec![raw(1, 10), raw(2, READ_LOG_MAX_BATCH_BYTES + 1), raw(3, 10)],
-            4096,
-        );
-        let sizes: Vec<usize> = msgs.iter().map(|m| 1 + m.following.len()).collect();
-        assert_eq!(sizes, [1, 1, 1]);
-    }
 
     #[test]
     fn unknown_hosting_is_invalid_argument() {

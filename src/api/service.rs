@@ -104,7 +104,7 @@ fn read_log_stream(
                 next = last.seq + 1;
                 prev = Some(last.hash);
             }
-            let msgs = convert::log_messages(chunk, max_batch);
+            let msgs = pb::LogRecord::batches(&chunk, max_batch);
             if tx.blocking_send(Ok(msgs)).is_err() {
                 return; // the client went away
             }

@@ -34,6 +34,7 @@ use indicatif::ProgressBar;
 use serde_json::{json, Value};
 
 use super::client::ClientOpts;
+use crate::api::log_wire::LogEntry;
 use crate::api::pb;
 use crate::domain::{Event, Ledger, Policy};
 use crate::store::codec::{self, record_hash};
@@ -503,11 +504,6 @@ const AUDIT_BATCH: u32 = 1024;
 /// Messages in flight between the receiving task, the checker and the fold.
 const AUDIT_AHEAD: usize = 8;
 
-/// A `ReadLog` message's records: the message itself, then its `following`.
-fn records_of(m: &pb::LogRecord) -> impl Iterator<Item = &pb::LogRecord> {
-    std::iter::once(m).chain(m.following.iter())
-}
-
 /// The audit's first stage over the streamed records: seqs, versions, the
 /// hash chain (re-hashing each record's bytes) and the Merkle frontier.
 struct Checker {
@@ -530,7 +526,7 @@ struct Checker {
 
 impl Checker {
     /// Checks one record; `Err` says what is wrong with it, naming its seq.
-    fn check(&mut self, r: &pb::LogRecord) -> Result<(), String> {
+    fn check(&mut self, r: &LogEntry<'_>) -> Result<(), String> {
         let next = self.next;
         if r.seq != next {
             return Err(format!(
@@ -544,10 +540,7 @@ impl Checker {
                 r.version
             ));
         }
-        let (Ok(prev), Ok(hash)) = (
-            Hash::try_from(r.prev_hash.as_ref()),
-            Hash::try_from(r.hash.as_ref()),
-        ) else {
+        let (Ok(prev), Ok(hash)) = (Hash::try_from(r.prev_hash), Hash::try_from(r.hash)) else {
             return Err(format!("record {next}: hashes are not 32 bytes"));
         };
         let running = if next <= self.from_size {
@@ -560,7 +553,7 @@ impl Checker {
                 "record {next}: prev_hash does not match the hash of the record before (chain broken)"
             ));
         }
-        if record_hash(&prev, next, r.at, &r.payload) != hash {
+        if record_hash(&prev, next, r.at, r.payload) != hash {
             return Err(format!(
                 "record {next}: its hash does not match its bytes (altered)"
             ));
@@ -591,16 +584,17 @@ impl Checker {
         m: &pb::LogRecord,
         events: &mut Vec<(u64, Event)>,
     ) -> Result<(), String> {
-        for r in records_of(m) {
+        for r in m.records() {
             if self.next > self.end {
                 break;
             }
-            self.check(r)?;
+            let r = r.map_err(|e| format!("record {}: {e}", self.next))?;
+            self.check(&r)?;
             let raw = codec::RawRecord {
                 seq: r.seq,
                 at: r.at,
                 version: codec::RECORD_VERSION_1,
-                event: &r.payload,
+                event: r.payload,
             };
             match decode_event_serde::<Event>(&raw) {
                 Ok(ev) if ev.at == r.at => events.push((r.seq, ev)),
@@ -632,19 +626,17 @@ fn fold_batch(ledger: &mut Ledger, events: &[(u64, Event)]) -> Result<(), String
 }
 
 /// Streams the records into the checker and the fold, pipelined: this
-/// task receives (and prost decodes) messages, a blocking thread checks
-/// and decodes them, another folds them (decoded batches go back to the
-/// checker to be refilled). Returns the checker and the fold as they
-/// ended, and the first finding in log order (the fold only ever sees
-/// checked records, the checker only received ones).
+/// task receives messages (their bytes, read in place later), a blocking
+/// thread checks and decodes their records, another folds them (decoded
+/// batches go back to the checker to be refilled). Returns the checker and
+/// the fold as they ended, and the first finding in log order (the fold
+/// only ever sees checked records, the checker only received ones).
 async fn check_stream(
-    mut stream: tonic::Streaming<pb::LogRecord>,
+    mut stream: impl futures::Stream<Item = Result<pb::LogRecord, tonic::Status>> + Unpin,
     mut checker: Checker,
     mut ledger: Ledger,
-    end: u64,
 ) -> anyhow::Result<(Checker, Ledger, Option<String>)> {
     type Batch = Vec<(u64, Event)>;
-    let mut received = checker.next - 1;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<pb::LogRecord>(AUDIT_AHEAD);
     let (fold_tx, fold_rx) = std::sync::mpsc::sync_channel::<Batch>(AUDIT_AHEAD);
     let (empty_tx, empty_rx) = std::sync::mpsc::channel::<Batch>();
@@ -658,8 +650,11 @@ async fn check_stream(
         }
         (ledger, None)
     });
+    // The checker stops at the signed head's size (dropping `rx` ends the
+    // stream too, whatever the server sends after it).
     let check = tokio::task::spawn_blocking(move || {
-        while let Some(m) = rx.blocking_recv() {
+        while checker.next <= checker.end {
+            let Some(m) = rx.blocking_recv() else { break };
             let mut events = empty_rx
                 .try_recv()
                 .unwrap_or_else(|_| Vec::with_capacity(AUDIT_BATCH as usize));
@@ -674,28 +669,20 @@ async fn check_stream(
         }
         (checker, None)
     });
-    let mut lost = None;
-    while received < end {
-        match stream.message().await {
-            Ok(Some(m)) => {
-                received = m.following.last().map_or(m.seq, |r| r.seq).max(received);
+    let mut lost: Option<Result<(), tonic::Status>> = None;
+    loop {
+        match futures::StreamExt::next(&mut stream).await {
+            Some(Ok(m)) => {
                 if tx.send(m).await.is_err() {
-                    break; // the checker stopped at a finding
+                    break; // the checker is done, or stopped at a finding
                 }
             }
-            Ok(None) => {
-                lost = Some(format!(
-                    "the server's log stream ended at seq {received} but its signed head has size {end}"
-                ));
+            None => {
+                lost = Some(Ok(()));
                 break;
             }
-            Err(e) => {
-                lost = Some(format!(
-                    "reading the log at seq {}: {:?}: {}",
-                    received + 1,
-                    e.code(),
-                    e.message()
-                ));
+            Some(Err(e)) => {
+                lost = Some(Err(e));
                 break;
             }
         }
@@ -704,6 +691,19 @@ async fn check_stream(
     drop(stream);
     let (checker, bad_record) = check.await.context("the audit's check thread failed")?;
     let (ledger, refused) = fold.await.context("the audit's fold thread failed")?;
+    // The stream ending (or failing) matters only before the head's size.
+    let (received, end) = (checker.next - 1, checker.end);
+    let lost = lost.filter(|_| received < end).map(|why| match why {
+        Ok(()) => format!(
+            "the server's log stream ended at seq {received} but its signed head has size {end}"
+        ),
+        Err(e) => format!(
+            "reading the log at seq {}: {:?}: {}",
+            received + 1,
+            e.code(),
+            e.message()
+        ),
+    });
     let failure = refused.or(bad_record).or(lost);
     Ok((checker, ledger, failure))
 }
@@ -824,7 +824,7 @@ pub async fn run_audit(opts: &ClientOpts, a: &AuditArgs) -> anyhow::Result<Audit
         checked: 0,
         bar: bar.clone(),
     };
-    let (checker, ledger, failure) = check_stream(stream, checker, ledger, head.tree_size).await?;
+    let (checker, ledger, failure) = check_stream(stream, checker, ledger).await?;
     if let Some(why) = failure {
         return Ok(AuditOutcome::Failed(why));
     }
@@ -918,9 +918,19 @@ mod tests {
     use super::*;
     use crate::store::workload::Workload;
 
+    /// A record as `ReadLog` sends it.
+    #[derive(Clone)]
+    struct Rec {
+        seq: u64,
+        at: i64,
+        prev_hash: Vec<u8>,
+        hash: Vec<u8>,
+        payload: Vec<u8>,
+    }
+
     /// `n` generated records as `ReadLog` gives them (seq 1..=n), and the
     /// events they hold.
-    fn stream_of(n: usize) -> (Vec<pb::LogRecord>, Vec<Event>) {
+    fn stream_of(n: usize) -> (Vec<Rec>, Vec<Event>) {
         let mut reference = Ledger::new(Policy::default());
         let events = Workload::history(3, n, &mut reference);
         let mut prev = GENESIS_HASH;
@@ -932,14 +942,12 @@ mod tests {
                     bincode::serde::encode_to_vec(ev, bincode::config::standard()).unwrap();
                 let seq = i as u64 + 1;
                 let hash = record_hash(&prev, seq, ev.at, &payload);
-                let r = pb::LogRecord {
+                let r = Rec {
                     seq,
                     at: ev.at,
-                    prev_hash: prev.to_vec().into(),
-                    hash: hash.to_vec().into(),
-                    payload: payload.into(),
-                    version: 1,
-                    following: vec![],
+                    prev_hash: prev.to_vec(),
+                    hash: hash.to_vec(),
+                    payload,
                 };
                 prev = hash;
                 r
@@ -949,10 +957,19 @@ mod tests {
     }
 
     /// One message holding all of `recs`.
-    fn batch(recs: &[pb::LogRecord]) -> pb::LogRecord {
-        let mut m = recs[0].clone();
-        m.following = recs[1..].to_vec();
-        m
+    fn batch(recs: &[Rec]) -> pb::LogRecord {
+        let entries: Vec<LogEntry<'_>> = recs
+            .iter()
+            .map(|r| LogEntry {
+                seq: r.seq,
+                at: r.at,
+                version: 1,
+                prev_hash: &r.prev_hash,
+                hash: &r.hash,
+                payload: &r.payload,
+            })
+            .collect();
+        pb::LogRecord::from_entries(&entries)
     }
 
     fn checker(end: u64) -> Checker {
@@ -980,7 +997,9 @@ mod tests {
         let mut single = checker(300);
         let mut events1 = vec![];
         for r in &recs {
-            single.check_message(r, &mut events1).unwrap();
+            single
+                .check_message(&batch(std::slice::from_ref(r)), &mut events1)
+                .unwrap();
         }
         assert_eq!(whole.frontier.root(), single.frontier.root());
         assert_eq!(whole.chain, single.chain);
@@ -996,9 +1015,7 @@ mod tests {
         let (recs, _) = stream_of(40);
         // Altered bytes (hash kept): record 23, the 3rd of the batch 21..=30.
         let mut bad = recs.clone();
-        let mut p = bad[22].payload.to_vec();
-        p[2] ^= 1;
-        bad[22].payload = p.into();
+        bad[22].payload[2] ^= 1;
         let mut ck = checker(40);
         let mut events = vec![];
         ck.check_message(&batch(&bad[..20]), &mut events).unwrap();
@@ -1021,13 +1038,9 @@ mod tests {
         // A forgery (the record's hash recomputed over altered bytes): its
         // event is not the one at the record's instant; named at it.
         let mut forged = recs.clone();
-        let mut p = forged[32].payload.to_vec();
-        p[2] ^= 1;
-        forged[32].payload = p.into();
-        let prev = Hash::try_from(forged[32].prev_hash.as_ref()).unwrap();
-        forged[32].hash = record_hash(&prev, 33, forged[32].at, &forged[32].payload)
-            .to_vec()
-            .into();
+        forged[32].payload[2] ^= 1;
+        let prev = Hash::try_from(&forged[32].prev_hash[..]).unwrap();
+        forged[32].hash = record_hash(&prev, 33, forged[32].at, &forged[32].payload).to_vec();
         let mut ck = checker(40);
         let mut events = vec![];
         ck.check_message(&batch(&forged[..30]), &mut events)
@@ -1040,7 +1053,7 @@ mod tests {
 
         // A broken link in the middle of a batch.
         let mut unlinked = recs.clone();
-        unlinked[24].prev_hash = vec![7u8; 32].into();
+        unlinked[24].prev_hash = vec![7u8; 32];
         let mut ck = checker(40);
         let mut events = vec![];
         let e = ck
@@ -1049,6 +1062,62 @@ mod tests {
         assert_eq!(
             e,
             "record 25: prev_hash does not match the hash of the record before (chain broken)"
+        );
+    }
+
+    /// Runs `check_stream` over `msgs` for a head of size `end`.
+    fn stream_check(
+        msgs: Vec<Result<pb::LogRecord, tonic::Status>>,
+        end: u64,
+    ) -> (u64, u64, Option<String>) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let (ck, ledger, failure) = rt
+            .block_on(check_stream(
+                futures::stream::iter(msgs),
+                checker(end),
+                Ledger::new(Policy::default()),
+            ))
+            .unwrap();
+        (ck.next - 1, ledger.last_seq(), failure)
+    }
+
+    #[test]
+    fn a_stream_that_ends_fails_or_overruns_is_judged_at_the_signed_head() {
+        let (recs, _) = stream_of(50);
+        let msgs = |r: &[Rec]| r.chunks(8).map(|c| Ok(batch(c))).collect::<Vec<_>>();
+        // The whole log: checked and folded.
+        assert_eq!(stream_check(msgs(&recs), 50), (50, 50, None));
+        // Ended early.
+        let (seen, folded, why) = stream_check(msgs(&recs[..30]), 50);
+        assert_eq!((seen, folded), (30, 30));
+        assert_eq!(
+            why.unwrap(),
+            "the server's log stream ended at seq 30 but its signed head has size 50"
+        );
+        // Failed mid-way: named at the first record not received.
+        let mut failing = msgs(&recs[..20]);
+        failing.push(Err(tonic::Status::unavailable("going away")));
+        let (seen, _, why) = stream_check(failing, 50);
+        assert_eq!(seen, 20);
+        assert_eq!(
+            why.unwrap(),
+            "reading the log at seq 21: Unavailable: going away"
+        );
+        // Past the head: ignored, and a failure after it does not count.
+        let mut more = msgs(&recs);
+        more.push(Err(tonic::Status::internal("after the end")));
+        assert_eq!(stream_check(more, 40), (40, 40, None));
+        // Bytes that are not a LogRecord: named at the record they hold.
+        let mut garbage = msgs(&recs[..8]);
+        garbage.push(Ok(pb::LogRecord::from_wire(vec![0x0a, 0x05, 1].into())));
+        let (seen, folded, why) = stream_check(garbage, 50);
+        assert_eq!((seen, folded), (8, 8));
+        assert_eq!(
+            why.unwrap(),
+            "record 9: malformed LogRecord message: a field has the wrong wire type"
         );
     }
 
@@ -1067,14 +1136,14 @@ mod tests {
         let (recs, events) = stream_of(30);
         // Bytes that do not decode, hashed as they are (a hostile server).
         let mut bad = recs.clone();
-        let mut prev = Hash::try_from(bad[16].prev_hash.as_ref()).unwrap();
+        let mut prev = Hash::try_from(&bad[16].prev_hash[..]).unwrap();
         for r in &mut bad[16..] {
             if r.seq == 17 {
-                r.payload = vec![0xff; 5].into();
+                r.payload = vec![0xff; 5];
             }
-            r.prev_hash = prev.to_vec().into();
+            r.prev_hash = prev.to_vec();
             let h = record_hash(&prev, r.seq, r.at, &r.payload);
-            r.hash = h.to_vec().into();
+            r.hash = h.to_vec();
             prev = h;
         }
         let mut ck = checker(30);

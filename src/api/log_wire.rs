@@ -121,15 +121,17 @@ impl LogEntry<'_> {
             payload: self.payload.to_vec(),
         })
     }
+}
 
-    fn of(r: &crate::store::RawRecord) -> LogEntry<'_> {
+impl<'a> From<crate::store::RawRecordRef<'a>> for LogEntry<'a> {
+    fn from(r: crate::store::RawRecordRef<'a>) -> LogEntry<'a> {
         LogEntry {
             seq: r.seq,
             at: r.at,
             version: u32::from(r.version),
-            prev_hash: &r.prev_hash,
-            hash: &r.hash,
-            payload: &r.payload,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+            payload: r.payload,
         }
     }
 }
@@ -163,48 +165,6 @@ impl LogRecord {
         LogRecord { wire: buf.freeze() }
     }
 
-    /// Stored records (in seq order) as `ReadLog` messages: one per record
-    /// for `max_batch` ≤ 1, else each message a record with up to
-    /// `max_batch - 1` more in its `following` (capped by
-    /// [`READ_LOG_MAX_BATCH`] and [`READ_LOG_MAX_BATCH_BYTES`]; a record
-    /// larger than the byte cap goes alone). One buffer for all of them.
-    pub fn batches(records: &[crate::store::RawRecord], max_batch: u32) -> Vec<LogRecord> {
-        let batch = usize::try_from(max_batch)
-            .unwrap_or(READ_LOG_MAX_BATCH)
-            .clamp(1, READ_LOG_MAX_BATCH);
-        let mut groups: Vec<std::ops::Range<usize>> = vec![];
-        let (mut start, mut bytes) = (0, 0);
-        for (i, r) in records.iter().enumerate() {
-            let len = r.payload.len();
-            if i > start && (i - start == batch || bytes + len > READ_LOG_MAX_BATCH_BYTES) {
-                groups.push(start..i);
-                (start, bytes) = (i, 0);
-            }
-            bytes += len;
-        }
-        if start < records.len() {
-            groups.push(start..records.len());
-        }
-        let entries: Vec<LogEntry<'_>> = records.iter().map(LogEntry::of).collect();
-        let size =
-            |e: &LogEntry<'_>| 2 + encoded_len_varint(e.fields_len() as u64) + e.fields_len();
-        let mut buf = BytesMut::with_capacity(entries.iter().map(size).sum());
-        let mut ends = Vec::with_capacity(groups.len());
-        for g in groups {
-            put_message(&entries[g], &mut buf);
-            ends.push(buf.len());
-        }
-        let all = buf.freeze();
-        let mut from = 0;
-        ends.into_iter()
-            .map(|end| {
-                let wire = all.slice(from..end);
-                from = end;
-                LogRecord { wire }
-            })
-            .collect()
-    }
-
     /// The message's records in order: the record itself, then its
     /// `following`. A defect in the bytes ends it with an `Err`.
     pub fn records(&self) -> Records<'_> {
@@ -228,6 +188,71 @@ impl LogRecord {
     /// A message from protobuf bytes (read lazily, by [`LogRecord::records`]).
     pub fn from_wire(wire: Bytes) -> LogRecord {
         LogRecord { wire }
+    }
+}
+
+/// Writes records, as they come in seq order, into `ReadLog` messages: one
+/// per record for `max_batch` ≤ 1, else each message a record with up to
+/// `max_batch - 1` more in its `following` (capped by
+/// [`READ_LOG_MAX_BATCH`] and [`READ_LOG_MAX_BATCH_BYTES`]; a record larger
+/// than the byte cap goes alone). One buffer for all of them.
+pub struct Batcher {
+    buf: BytesMut,
+    batch: usize,
+    /// Records and payload bytes in the message being written.
+    records: usize,
+    bytes: usize,
+    /// Where each finished message ends in `buf`.
+    ends: Vec<usize>,
+}
+
+impl Batcher {
+    /// A batcher for `ReadLogRequest.max_batch`.
+    pub fn new(max_batch: u32) -> Batcher {
+        Batcher {
+            buf: BytesMut::with_capacity(1 << 18),
+            batch: usize::try_from(max_batch)
+                .unwrap_or(READ_LOG_MAX_BATCH)
+                .clamp(1, READ_LOG_MAX_BATCH),
+            records: 0,
+            bytes: 0,
+            ends: vec![],
+        }
+    }
+
+    /// Appends the next record.
+    pub fn push(&mut self, e: &LogEntry<'_>) {
+        let len = e.payload.len();
+        if self.records > 0
+            && (self.records == self.batch || self.bytes + len > READ_LOG_MAX_BATCH_BYTES)
+        {
+            self.ends.push(self.buf.len());
+            (self.records, self.bytes) = (0, 0);
+        }
+        if self.records > 0 {
+            self.buf.put_u8(FOLLOWING << 3 | LEN);
+            encode_varint(e.fields_len() as u64, &mut self.buf);
+        }
+        e.put_fields(&mut self.buf);
+        self.records += 1;
+        self.bytes += len;
+    }
+
+    /// The messages written.
+    pub fn finish(mut self) -> Vec<LogRecord> {
+        if self.records > 0 {
+            self.ends.push(self.buf.len());
+        }
+        let all = self.buf.freeze();
+        let mut from = 0;
+        self.ends
+            .into_iter()
+            .map(|end| {
+                let wire = all.slice(from..end);
+                from = end;
+                LogRecord { wire }
+            })
+            .collect()
     }
 }
 
@@ -327,7 +352,19 @@ fn read_fields(b: &[u8], top: bool) -> Result<LogEntry<'_>, WireError> {
 struct Cursor<'a>(&'a [u8]);
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Most are one byte (keys, versions, short lengths).
+        if let Some((&b, rest)) = self.0.split_first() {
+            if b < 0x80 {
+                self.0 = rest;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, WireError> {
         let mut v = 0u64;
         for (i, &b) in self.0.iter().take(10).enumerate() {
             if i == 9 && b > 1 {
@@ -516,6 +553,18 @@ mod tests {
         }
     }
 
+    fn of(r: &crate::store::RawRecord) -> LogEntry<'_> {
+        r.as_ref().into()
+    }
+
+    fn batches(records: &[crate::store::RawRecord], max_batch: u32) -> Vec<LogRecord> {
+        let mut b = Batcher::new(max_batch);
+        for r in records {
+            b.push(&of(r));
+        }
+        b.finish()
+    }
+
     fn flat(msgs: &[LogRecord]) -> Vec<LogEntry<'_>> {
         msgs.iter().flat_map(entries).collect()
     }
@@ -626,30 +675,30 @@ mod tests {
     #[test]
     fn batches_come_at_the_asked_size_and_keep_every_byte() {
         let chunk: Vec<_> = (1..=10).map(|s| raw(s, s as usize)).collect();
-        let single = LogRecord::batches(&chunk, 0);
+        let single = batches(&chunk, 0);
         assert_eq!(single.len(), 10);
         assert!(single.iter().all(|m| m.records().count() == 1));
-        assert_eq!(LogRecord::batches(&chunk, 1), single);
+        assert_eq!(batches(&chunk, 1), single);
         for (m, r) in single.iter().zip(&chunk) {
-            assert_eq!(entries(m), [LogEntry::of(r)]);
+            assert_eq!(entries(m), [of(r)]);
             assert_eq!(&m.raw_records().unwrap(), std::slice::from_ref(r));
-            assert_eq!(m.wire(), twin_of(&[LogEntry::of(r)]).encode_to_vec());
+            assert_eq!(m.wire(), twin_of(&[of(r)]).encode_to_vec());
         }
-        let three = LogRecord::batches(&chunk, 3);
+        let three = batches(&chunk, 3);
         let sizes: Vec<usize> = three.iter().map(|m| m.records().count()).collect();
         assert_eq!(sizes, [3, 3, 3, 1]);
         assert_eq!(flat(&three), flat(&single));
-        let all = LogRecord::batches(&chunk, u32::MAX);
+        let all = batches(&chunk, u32::MAX);
         assert_eq!(all.len(), 1);
         assert_eq!(flat(&all), flat(&single));
-        assert!(LogRecord::batches(&[], 100).is_empty());
+        assert!(batches(&[], 100).is_empty());
     }
 
     #[test]
     fn a_batched_message_stays_below_its_byte_cap() {
         let big = READ_LOG_MAX_BATCH_BYTES / 4 + 1;
         let chunk: Vec<_> = (1..=9).map(|s| raw(s, big)).collect();
-        let msgs = LogRecord::batches(&chunk, 4096);
+        let msgs = batches(&chunk, 4096);
         let sizes: Vec<usize> = msgs.iter().map(|m| m.records().count()).collect();
         assert_eq!(sizes, [3, 3, 3]);
         for m in &msgs {
@@ -657,7 +706,7 @@ mod tests {
             assert!(payload <= READ_LOG_MAX_BATCH_BYTES);
         }
         // A record larger than the cap still goes, alone.
-        let msgs = LogRecord::batches(
+        let msgs = batches(
             &[raw(1, 10), raw(2, READ_LOG_MAX_BATCH_BYTES + 1), raw(3, 10)],
             4096,
         );
@@ -694,11 +743,11 @@ mod tests {
     fn merging_messages_appends_their_records_and_nesting_reads_alike() {
         let a = raw(1, 5);
         let b = raw(2, 7);
-        let mut m = LogRecord::from_entries(&[LogEntry::of(&a)]);
-        let second = LogRecord::from_entries(&[LogEntry::default(), LogEntry::of(&b)]);
+        let mut m = LogRecord::from_entries(&[of(&a)]);
+        let second = LogRecord::from_entries(&[LogEntry::default(), of(&b)]);
         m.merge(second.wire()).unwrap();
         // Scalars: the last one wins (seq 0 is not written, so seq 1 stays).
-        assert_eq!(entries(&m), [LogEntry::of(&a), LogEntry::of(&b)]);
+        assert_eq!(entries(&m), [of(&a), of(&b)]);
         // Length-delimited, and field by field (as inside another message).
         let mut buf = vec![];
         second.encode_length_delimited(&mut buf).unwrap();

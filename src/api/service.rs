@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, watch};
 use tonic::{Request, Response, Status};
 
 use super::auth::{require, Permission};
-use super::{convert, pb, status};
+use super::{convert, log_wire, pb, status};
 use crate::domain::{Command, Notice};
 use crate::engine::Engine;
 
@@ -78,14 +78,17 @@ fn read_log_stream(
                 )));
                 return;
             }
-            let chunk = match engine.read_log_chunk(next, to, READ_LOG_CHUNK) {
-                Ok(c) => c,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(status::from_engine(e)));
-                    return;
-                }
-            };
-            let first = chunk.first().map(|r| (r.seq, r.prev_hash));
+            let mut batcher = log_wire::Batcher::new(max_batch);
+            let (mut first, mut last) = (None, None);
+            let read = engine.visit_log_chunk(next, to, READ_LOG_CHUNK, &mut |r| {
+                first.get_or_insert((r.seq, *r.prev_hash));
+                last = Some((r.seq, *r.hash));
+                batcher.push(&r.into());
+            });
+            if let Err(e) = read {
+                let _ = tx.blocking_send(Err(status::from_engine(e)));
+                return;
+            }
             let broken = match (first, prev) {
                 (None, _) => Some(format!("record {next} is missing from the log")),
                 (Some((seq, _)), _) if seq != next => {
@@ -100,11 +103,11 @@ fn read_log_stream(
                 let _ = tx.blocking_send(Err(Status::data_loss(m)));
                 return;
             }
-            if let Some(last) = chunk.last() {
-                next = last.seq + 1;
-                prev = Some(last.hash);
+            if let Some((seq, hash)) = last {
+                next = seq + 1;
+                prev = Some(hash);
             }
-            let msgs = pb::LogRecord::batches(&chunk, max_batch);
+            let msgs = batcher.finish();
             if tx.blocking_send(Ok(msgs)).is_err() {
                 return; // the client went away
             }

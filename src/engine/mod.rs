@@ -53,7 +53,7 @@ use crate::domain::{
     Event, Ledger, Notice, Policy, Receipt, Rejection, Statement,
 };
 use crate::store::ledger::{load_ledger, EventLog};
-use crate::store::{LogStore, RawRecord, SignedTreeHead, StoreError, StoreLocation, StoreOptions};
+use crate::store::{LogStore, SignedTreeHead, StoreError, StoreLocation, StoreOptions};
 pub use accounts::{AccountIndex, IndexCounts, ListOrder, ListPage, ListQuery};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use proofs::{ConsistencyProof, InclusionProof, ProofQueryError};
@@ -515,20 +515,21 @@ impl Engine {
         }
     }
 
-    /// Up to `max` records from `from_seq` on (at most to `to_seq`), exactly
-    /// as stored. Holds the log's read lock only while reading this chunk:
-    /// a log reader (ReadLog) calls it repeatedly and sends between calls,
-    /// so a slow reader never holds up the writer.
-    pub fn read_log_chunk(
+    /// Lends `f` up to `max` records from `from_seq` on (at most to
+    /// `to_seq`), exactly as stored. Holds the log's read lock only while
+    /// reading this chunk (`f` only copies): a log reader (ReadLog) calls it
+    /// repeatedly and sends between calls, so a slow reader never holds up
+    /// the writer.
+    pub fn visit_log_chunk(
         &self,
         from_seq: u64,
         to_seq: u64,
         max: u64,
-    ) -> Result<Vec<RawRecord>, EngineError> {
+        f: &mut dyn FnMut(crate::store::RawRecordRef<'_>),
+    ) -> Result<(), EngineError> {
         let to = to_seq.min(from_seq.saturating_add(max.max(1) - 1));
         let log = self.shared.log.read().map_err(|_| lock_poisoned())?;
-        log.read_raw(from_seq, to)
-            .collect::<Result<Vec<_>, _>>()
+        log.visit_raw(from_seq, to, f)
             .map_err(|e| EngineError::Unavailable(format!("cannot read the log: {e}")))
     }
 

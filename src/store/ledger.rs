@@ -288,6 +288,18 @@ impl LogStore<Event> for EventLog {
         }
     }
 
+    fn visit_raw(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        f: &mut dyn FnMut(super::RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
+        match self {
+            EventLog::Sled(s) => s.visit_raw(from_seq, to_seq, f),
+            EventLog::Postgres(p) => p.visit_raw(from_seq, to_seq, f),
+        }
+    }
+
     fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<super::Hash>, StoreError> {
         match self {
             EventLog::Sled(s) => s.chain_hashes(from_seq, to_seq),

@@ -124,6 +124,50 @@ pub struct RawRecord {
     pub payload: Vec<u8>,
 }
 
+impl RawRecord {
+    /// The record, borrowed.
+    pub fn as_ref(&self) -> RawRecordRef<'_> {
+        RawRecordRef {
+            seq: self.seq,
+            at: self.at,
+            version: self.version,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+            payload: &self.payload,
+        }
+    }
+}
+
+impl From<RawRecordRef<'_>> for RawRecord {
+    fn from(r: RawRecordRef<'_>) -> RawRecord {
+        RawRecord {
+            seq: r.seq,
+            at: r.at,
+            version: r.version,
+            prev_hash: *r.prev_hash,
+            hash: *r.hash,
+            payload: r.payload.to_vec(),
+        }
+    }
+}
+
+/// A [`RawRecord`] borrowed from where it is stored ([`LogStore::visit_raw`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRecordRef<'a> {
+    /// Dense sequence number from 1.
+    pub seq: u64,
+    /// Instant the event takes effect (Unix seconds).
+    pub at: i64,
+    /// Record layout version.
+    pub version: u8,
+    /// Hash of the record before.
+    pub prev_hash: &'a Hash,
+    /// This record's chain hash.
+    pub hash: &'a Hash,
+    /// The event bytes, as hashed.
+    pub payload: &'a [u8],
+}
+
 /// Where a ledger is stored: a sled data directory (the default) or a
 /// PostgreSQL database (a libpq-style URL or key=value string).
 #[derive(Clone, PartialEq, Eq)]
@@ -318,6 +362,21 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
         from_seq: u64,
         to_seq: u64,
     ) -> impl Iterator<Item = Result<RawRecord, StoreError>> + '_;
+
+    /// [`read_raw`](Self::read_raw) with each record lent to `f` instead
+    /// of copied out (a backend may lend it from the stored frame). On a
+    /// defect `f` has seen the records before it.
+    fn visit_raw(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        f: &mut dyn FnMut(RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
+        for r in self.read_raw(from_seq, to_seq) {
+            f(r?.as_ref());
+        }
+        Ok(())
+    }
 
     /// Chain hashes of records `from_seq..=to_seq` (clamped to the log), in
     /// seq order: the leaves of the Merkle tree. A backend may answer the

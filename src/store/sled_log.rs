@@ -840,6 +840,26 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         }
     }
 
+    fn visit_raw(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        f: &mut dyn FnMut(super::RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
+        let mut it = RawIter {
+            log: &self.log,
+            next: from_seq.max(1),
+            to: to_seq.min(self.head.seq),
+            buf: Vec::new().into_iter(),
+            prev_end_hash: None,
+            failed: false,
+        };
+        while it.next <= it.to {
+            it.visit_frame(f)?;
+        }
+        Ok(())
+    }
+
     fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<Hash>, StoreError> {
         let from = from_seq.max(1);
         let to = to_seq.min(self.head.seq);
@@ -1047,6 +1067,18 @@ struct RawIter<'a> {
 
 impl RawIter<'_> {
     fn load_frame(&mut self) -> Result<(), StoreError> {
+        let mut out = vec![];
+        self.visit_frame(&mut |r| out.push(StoredRaw::from(r)))?;
+        self.buf = out.into_iter();
+        Ok(())
+    }
+
+    /// Reads the frame holding `next` and lends `f` its records
+    /// `next..=to`, checking the link to the frame before.
+    fn visit_frame(
+        &mut self,
+        f: &mut dyn FnMut(super::RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
         let found = match self.log.range(..=seq_key(self.next)).next_back() {
             Some(item) => Some(item?),
             None => None,
@@ -1070,25 +1102,23 @@ impl RawIter<'_> {
                 ));
             }
         }
-        let mut out = Vec::with_capacity(frame.records.len());
         let mut prev = frame.prev_hash;
         for r in &frame.records {
             let hash = record_hash(&prev, r.seq, r.at, r.event);
             if r.seq >= self.next && r.seq <= self.to {
-                out.push(StoredRaw {
+                f(super::RawRecordRef {
                     seq: r.seq,
                     at: r.at,
                     version: r.version,
-                    prev_hash: prev,
-                    hash,
-                    payload: r.event.to_vec(),
+                    prev_hash: &prev,
+                    hash: &hash,
+                    payload: r.event,
                 });
             }
             prev = hash;
         }
         self.prev_end_hash = Some(prev);
         self.next = end;
-        self.buf = out.into_iter();
         Ok(())
     }
 }
@@ -1411,6 +1441,27 @@ mod tests {
             .expect("read raw");
         assert_eq!(mid, raw[1022..1026].to_vec());
         assert_eq!(s.read_raw(2501, 3000).count(), 0);
+        // Lent from the frames: the same records, whatever the range.
+        for (from, to) in [
+            (0, u64::MAX),
+            (1, 700),
+            (700, 701),
+            (1023, 1026),
+            (2500, 2600),
+        ] {
+            let mut lent = vec![];
+            s.visit_raw(from, to, &mut |r| lent.push(StoredRaw::from(r)))
+                .expect("visit raw");
+            let read: Vec<_> = s
+                .read_raw(from, to)
+                .collect::<Result<_, _>>()
+                .expect("read");
+            assert_eq!(lent, read, "{from}..={to}");
+        }
+        let mut none = 0;
+        s.visit_raw(2501, 3000, &mut |_| none += 1)
+            .expect("visit raw");
+        assert_eq!(none, 0);
         // Chain hashes: from the last append's cache and from a scan.
         let all: Vec<Hash> = raw.iter().map(|r| r.hash).collect();
         for (from, to) in [

@@ -231,7 +231,7 @@ impl Drop for KeeperThread {
 /// follows its role.
 pub(crate) fn start(
     opts: &ClusterOptions,
-    db: &tokio_postgres::Config,
+    db: &crate::store::pg_conn::PgConfig,
 ) -> std::io::Result<(Cluster, KeeperThread)> {
     let config = LeaseConfig::new(opts.advertise.clone(), opts.lease);
     let lease = config.lease;

@@ -27,6 +27,7 @@ pub mod pg_lease;
 pub mod pg_log;
 pub mod pg_schema;
 pub mod pg_temp;
+pub mod pg_tls;
 pub mod pg_verify;
 pub mod sled_log;
 pub mod sth;
@@ -202,8 +203,8 @@ impl StoreLocation {
     pub fn describe(&self) -> String {
         match self {
             StoreLocation::Dir(d) => d.display().to_string(),
-            StoreLocation::Postgres(url) => match pg_conn::parse(url) {
-                Ok(cfg) => pg_conn::describe(&cfg),
+            StoreLocation::Postgres(url) => match pg_conn::parse_config(url) {
+                Ok((cfg, _)) => pg_conn::describe(&cfg),
                 Err(_) => "postgres (unparsable connection string)".into(),
             },
         }

@@ -7,14 +7,52 @@
 //! `PGDATABASE`, and the password comes from the string, `PGPASSWORD`, or a
 //! passfile (`PGPASSFILE`, else `~/.pgpass`; ignored when group- or
 //! world-readable, as libpq does). A password never appears in a log line
-//! or an error: [`describe`] is what gets printed.
+//! or an error: [`describe`] is what gets printed. TLS (`sslmode`,
+//! `sslrootcert`) is `store::pg_tls`'s: [`parse`] gives the settings and the
+//! TLS together ([`PgConfig`]), and [`PgConfig::connect`] is how every
+//! connection of the backend is made.
 
 use std::path::PathBuf;
 
 use tokio_postgres::config::Host;
-use tokio_postgres::Config;
+use tokio_postgres::{Client, Config, Connection, Socket};
 
+use super::pg_tls::{MakeTls, SslMode, TlsRequest, TlsStream};
 use super::StoreError;
+
+/// A parsed connection string: tokio-postgres's settings and the TLS its
+/// connections are made with.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// Hosts, database, user, password, timeouts, …
+    pub cfg: Config,
+    /// `sslmode` and its CA, ready to connect with.
+    pub tls: MakeTls,
+}
+
+impl PgConfig {
+    /// See [`describe`].
+    pub fn describe(&self) -> String {
+        describe(&self.cfg)
+    }
+
+    /// Connects (TLS as the string asks); the caller spawns the connection.
+    pub async fn connect(
+        &self,
+    ) -> Result<(Client, Connection<Socket, TlsStream<Socket>>), tokio_postgres::Error> {
+        self.cfg.connect(self.tls.clone()).await
+    }
+
+    /// The error of a failed [`PgConfig::connect`]: the database (never the
+    /// password), which connection, and why in plain words.
+    pub fn connect_error(&self, what: &str, e: tokio_postgres::Error) -> StoreError {
+        let head = format!("cannot connect to {} ({what})", self.describe());
+        match self.tls.explain(&e) {
+            Some(words) => StoreError::Postgres(format!("{head}: {words}")),
+            None => super::pg_log::pg_error(&head, e),
+        }
+    }
+}
 
 /// True when `s` names a PostgreSQL database rather than a directory: a
 /// `postgres://` / `postgresql://` URL or a libpq key=value string.
@@ -37,6 +75,7 @@ pub fn looks_like_postgres(s: &str) -> bool {
                 | "options"
                 | "application_name"
                 | "sslmode"
+                | "sslrootcert"
                 | "connect_timeout"
                 | "target_session_attrs"
                 | "keepalives"
@@ -48,13 +87,24 @@ pub fn looks_like_postgres(s: &str) -> bool {
     }
 }
 
-/// Parses a connection string and fills in libpq's defaults (see the module).
-pub fn parse(s: &str) -> Result<Config, StoreError> {
-    let mut cfg: Config = s.parse().map_err(|e| {
+/// Parses a connection string, fills in libpq's defaults (see the module)
+/// and reads the CA file TLS asks for.
+pub fn parse(s: &str) -> Result<PgConfig, StoreError> {
+    let (cfg, req) = parse_config(s)?;
+    let tls =
+        MakeTls::new(&req).map_err(|e| StoreError::Postgres(format!("{}: {e}", describe(&cfg))))?;
+    Ok(PgConfig { cfg, tls })
+}
+
+/// [`parse`] without reading any file: the settings and what TLS is asked.
+pub fn parse_config(s: &str) -> Result<(Config, TlsRequest), StoreError> {
+    let bad = |e: String| {
         StoreError::Postgres(format!(
             "cannot parse the PostgreSQL connection string: {e}"
         ))
-    })?;
+    };
+    let (rest, mut req) = super::pg_tls::split_tls_params(s).map_err(bad)?;
+    let mut cfg: Config = rest.parse().map_err(|e| bad(format!("{e}")))?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if cfg.get_user().is_none() {
         let user = env("PGUSER")
@@ -98,7 +148,20 @@ pub fn parse(s: &str) -> Result<Config, StoreError> {
             cfg.password(p);
         }
     }
-    Ok(cfg)
+    // libpq never uses TLS on a local socket, whatever sslmode says.
+    let sockets_only = cfg.get_hostaddrs().is_empty()
+        && cfg.get_hosts().iter().all(|h| matches!(h, Host::Unix(_)));
+    if sockets_only {
+        req.mode = SslMode::Disable;
+    }
+    cfg.ssl_mode(match req.mode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+            tokio_postgres::config::SslMode::Require
+        }
+    });
+    Ok((cfg, req))
 }
 
 /// The connection for people: hosts, ports, database and user, never the
@@ -225,7 +288,8 @@ mod tests {
         let cfg = parse(
             "postgres://ledger:s3cret@db1:5433,db2:5434/books?target_session_attrs=read-write",
         )
-        .expect("parse");
+        .expect("parse")
+        .cfg;
         assert_eq!(cfg.get_hosts().len(), 2);
         assert_eq!(
             cfg.get_target_session_attrs(),
@@ -235,6 +299,34 @@ mod tests {
         assert_eq!(d, "postgres db1:5433,db2:5434 database books user ledger");
         assert!(!format!("{d} {cfg:?}").contains("s3cret"));
         assert!(parse("postgres://[bad").is_err());
+    }
+
+    #[test]
+    fn sslmode_defaults_to_prefer_and_a_local_socket_never_uses_tls() {
+        use tokio_postgres::config::SslMode as Pq;
+        let (cfg, req) = parse_config("postgres://u@db1/x").expect("parse");
+        if std::env::var_os("PGSSLMODE").is_none() {
+            assert_eq!(req.mode, SslMode::Prefer);
+            assert_eq!(cfg.get_ssl_mode(), Pq::Prefer);
+        }
+        let (cfg, req) = parse_config("postgres://u@db1/x?sslmode=verify-full&sslrootcert=/ca.crt")
+            .expect("parse");
+        assert_eq!(req.mode, SslMode::VerifyFull);
+        assert_eq!(cfg.get_ssl_mode(), Pq::Require);
+        let (cfg, req) =
+            parse_config("host=/run/postgresql dbname=x sslmode=verify-full").expect("parse");
+        assert_eq!(req.mode, SslMode::Disable);
+        assert_eq!(cfg.get_ssl_mode(), Pq::Disable);
+        // The CA file is read by `parse`, not `parse_config`.
+        let e =
+            parse("postgres://u:s3cret@db1/x?sslmode=verify-ca&sslrootcert=/nonexistent/ca.crt")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("postgres db1:5432 database x user u"), "{e}");
+        assert!(
+            e.contains("/nonexistent/ca.crt") && !e.contains("s3cret"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_postgres::Client;
 
+use super::pg_conn::PgConfig;
+
 /// Default lease (`serve --lease`).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 /// Shortest lease accepted: renewals run every third of it.
@@ -229,17 +231,17 @@ pub trait Connect: Send + Sync + 'static {
     >;
 }
 
-/// Connects with a parsed connection string (`store::pg_conn::parse`);
-/// its own statements are bounded by `statement_timeout` (see
+/// Connects with a parsed connection string (`store::pg_conn::parse`, TLS
+/// as it asks); its own statements are bounded by `statement_timeout` (see
 /// [`keeper_config`]).
-impl Connect for tokio_postgres::Config {
+impl Connect for PgConfig {
     fn connect(
         &self,
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Client, tokio_postgres::Error>> + Send + '_>,
     > {
         Box::pin(async move {
-            let (c, conn) = tokio_postgres::Config::connect(self, tokio_postgres::NoTls).await?;
+            let (c, conn) = PgConfig::connect(self).await?;
             tokio::spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("lease connection ended: {e}");
@@ -253,13 +255,13 @@ impl Connect for tokio_postgres::Config {
 /// The keeper's connection settings: the log's, with every statement
 /// bounded by the lease (a takeover waiting on a frozen writer's fence
 /// lock gives up and looks again instead of hanging).
-pub fn keeper_config(base: &tokio_postgres::Config, lease: Duration) -> tokio_postgres::Config {
-    let mut cfg = base.clone();
-    let mut options = base.get_options().unwrap_or("").to_string();
+pub fn keeper_config(base: &PgConfig, lease: Duration) -> PgConfig {
+    let mut db = base.clone();
+    let mut options = base.cfg.get_options().unwrap_or("").to_string();
     options.push_str(&format!(" -c statement_timeout={}", ms(lease)));
-    cfg.options(options.trim_start());
-    cfg.application_name("isc-ledger lease");
-    cfg
+    db.cfg.options(options.trim_start());
+    db.cfg.application_name("isc-ledger lease");
+    db
 }
 
 /// Keeps a node's [`Role`] in step with the lease row: as a standby, looks
@@ -333,7 +335,13 @@ impl LeaseKeeper {
                     self.client = Some(c);
                 }
                 Err(e) => {
-                    tracing::warn!("lease: cannot connect to the database: {e}");
+                    use std::error::Error;
+                    match e.source() {
+                        Some(why) => {
+                            tracing::warn!("lease: cannot connect to the database: {e}: {why}")
+                        }
+                        None => tracing::warn!("lease: cannot connect to the database: {e}"),
+                    }
                     return false;
                 }
             }

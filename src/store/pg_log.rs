@@ -34,7 +34,9 @@ use std::thread::JoinHandle;
 
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::sync::Semaphore;
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
+
+use super::pg_conn::PgConfig;
 
 use super::codec::{self, record_hash, Hash, RawRecord as CodecRecord, SnapshotHeader};
 use super::sled_log::{decode_event, DEFAULT_SNAPSHOT_EVERY_RECORDS};
@@ -229,13 +231,11 @@ const SQL_SCAN_COPY: &str = "COPY (SELECT seq, at, version, hash, payload FROM i
 const SQL_ACCOUNT: &str = "SELECT seq, at, version, prev_hash, hash, payload FROM isc_records \
      WHERE account_id = $1 AND seq <= $2 ORDER BY seq";
 
-async fn connect(cfg: &Config, what: &str) -> Result<Client, StoreError> {
-    let (client, conn) = cfg.connect(NoTls).await.map_err(|e| {
-        pg_error(
-            &format!("cannot connect to {} ({what})", pg_conn::describe(cfg)),
-            e,
-        )
-    })?;
+async fn connect(cfg: &PgConfig, what: &str) -> Result<Client, StoreError> {
+    let (client, conn) = cfg
+        .connect()
+        .await
+        .map_err(|e| cfg.connect_error(what, e))?;
     let what = what.to_owned();
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -263,7 +263,7 @@ pub struct PgLog<E> {
     /// how to connect again after a lost connection, and the session bound
     /// of a transaction left idle (a frozen writer must not hold the fence).
     fence_sql: Option<String>,
-    cfg: Config,
+    cfg: PgConfig,
     idle_tx_timeout_ms: Option<i64>,
     /// The first seq and the chain hashes of the last committed append:
     /// the engine asks for them right after `append` returned, and that
@@ -870,7 +870,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         check_tail: bool,
     ) -> Result<PgLog<E>, StoreError> {
         let cfg = pg_conn::parse(url)?;
-        let described = pg_conn::describe(&cfg);
+        let described = cfg.describe();
         let rt = PgRuntime::start()?;
         let keep_cfg = cfg.clone();
         let (writer, write_stmts, reader, read_stmts, head, last_snap) = rt.run(async move {
@@ -1289,12 +1289,10 @@ impl<E: Serialize + DeserializeOwned + Indexed> PgLog<E> {
         let signal = Arc::new(tokio::sync::Notify::new());
         let raised = signal.clone();
         self.rt.run(async move {
-            let (client, mut conn) = cfg.connect(NoTls).await.map_err(|e| {
-                pg_error(
-                    &format!("cannot connect to {} (listener)", pg_conn::describe(&cfg)),
-                    e,
-                )
-            })?;
+            let (client, mut conn) = cfg
+                .connect()
+                .await
+                .map_err(|e| cfg.connect_error("listener", e))?;
             let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
             tokio::spawn(async move {
                 use futures::StreamExt;

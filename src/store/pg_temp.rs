@@ -7,6 +7,11 @@
 //! process group) and have its standby promoted: the one harness of every
 //! PostgreSQL test, single-node or failover.
 //!
+//! [`TempCluster::start_tls`] starts one with TLS on: a CA and a server
+//! certificate (for `localhost` and `127.0.0.1`) made at start-up with
+//! rcgen (no `openssl` binary needed), TCP connections refused unless
+//! encrypted (`hostssl` only), the CA file at [`TempCluster::ca_file`].
+//!
 //! Binaries come from `$ISC_PG_BINDIR` (set by `scripts/test`), else the
 //! Debian location of PostgreSQL 15. Not used by the service itself.
 
@@ -106,6 +111,8 @@ pub struct TempCluster {
     child: Option<Child>,
     /// Extra `-c name=value` settings given at every start.
     settings: Vec<(String, String)>,
+    /// With TLS on: the CA file that signed the server's certificate.
+    ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for TempCluster {
@@ -144,6 +151,36 @@ fn run_tool(mut cmd: Command, run_as: RunAs, dir: &Path, what: &str) -> Result<(
 
 fn err(what: impl Into<String>) -> ClusterError {
     ClusterError(what.into())
+}
+
+/// A test CA of its own: the PEM of its certificate (another CA than a
+/// cluster's, for tests of a certificate that must not verify).
+pub fn new_test_ca() -> Result<String, ClusterError> {
+    Ok(make_certificates()?.0)
+}
+
+/// A fresh CA and a server certificate it signed (for `localhost` and
+/// `127.0.0.1`, ECDSA P-256): (CA PEM, server certificate PEM, server key PEM).
+fn make_certificates() -> Result<(String, String, String), ClusterError> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let e = |x: rcgen::Error| err(format!("test certificate: {x}"));
+    let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(e)?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "isc-ledger throwaway test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().map_err(e)?).map_err(e)?;
+    let key = KeyPair::generate().map_err(e)?;
+    let mut server =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).map_err(e)?;
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = server.signed_by(&key, &ca).map_err(e)?;
+    Ok((ca.pem(), cert.pem(), key.serialize_pem()))
 }
 
 impl TempCluster {
@@ -196,7 +233,68 @@ impl TempCluster {
             bindir,
             child: None,
             settings: vec![],
+            ca_file: None,
         })
+    }
+
+    /// [`TempCluster::start_with`] with TLS on (see the module): the server
+    /// certificate names `localhost` and `127.0.0.1`, a TCP connection must
+    /// be encrypted (`hostssl`; the role `ledger` authenticates by SCRAM
+    /// password, every other by trust), a local socket need not be.
+    pub fn start_tls(settings: &[(&str, &str)]) -> Result<TempCluster, ClusterError> {
+        let mut c = Self::init()?;
+        let (ca, server_cert, server_key) = make_certificates()?;
+        let ca_file = c.root.path().join("ca.crt");
+        std::fs::write(&ca_file, ca).map_err(|e| err(format!("ca.crt: {e}")))?;
+        let write_private = |name: &str, text: &str, mode: u32| -> Result<(), ClusterError> {
+            use std::os::unix::fs::PermissionsExt;
+            let path = c.data.join(name);
+            std::fs::write(&path, text).map_err(|e| err(format!("{name}: {e}")))?;
+            // PostgreSQL refuses a key file others may read.
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| err(format!("chmod {name}: {e}")))?;
+            c.run_as
+                .chown(&path)
+                .map_err(|e| err(format!("chown {name}: {e}")))
+        };
+        write_private("server.crt", &server_cert, 0o644)?;
+        write_private("server.key", &server_key, 0o600)?;
+        write_private(
+            "pg_hba.conf",
+            "local all all trust\n\
+             hostssl all ledger 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all 127.0.0.1/32 trust\n\
+             hostnossl all all 127.0.0.1/32 reject\n",
+            0o600,
+        )?;
+        c.settings = [
+            ("ssl", "on"),
+            ("ssl_cert_file", "server.crt"),
+            ("ssl_key_file", "server.key"),
+        ]
+        .iter()
+        .chain(settings)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        c.ca_file = Some(ca_file);
+        c.start_server()?;
+        Ok(c)
+    }
+
+    /// With TLS on: the PEM file of the CA that signed the server's
+    /// certificate (what `sslrootcert=` names).
+    pub fn ca_file(&self) -> Option<&Path> {
+        self.ca_file.as_deref()
+    }
+
+    /// [`TempCluster::url`] with `sslmode=MODE` and, when TLS is on,
+    /// `sslrootcert=` the CA file.
+    pub fn tls_url(&self, dbname: &str, mode: &str) -> String {
+        let mut url = format!("{}&sslmode={mode}", self.url(dbname));
+        if let Some(ca) = &self.ca_file {
+            url.push_str(&format!("&sslrootcert={}", ca.display()));
+        }
+        url
     }
 
     /// Starts the server (again) on a fresh free port unless one was used
@@ -434,6 +532,7 @@ impl TempCluster {
             bindir: self.bindir.clone(),
             child: None,
             settings: self.settings.clone(),
+            ca_file: self.ca_file.clone(),
         };
         standby.start_server()?;
         if synchronous {

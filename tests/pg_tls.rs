@@ -315,3 +315,27 @@ async fn the_service_appends_and_a_restart_replays_over_verify_full() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_streaming_standby_of_a_tls_cluster_replicates_over_tls() {
+    let primary =
+        TempCluster::start_tls(&[("max_connections", "20")]).unwrap_or_else(|e| panic!("{e}"));
+    let standby = primary.add_standby(false).unwrap_or_else(|e| panic!("{e}"));
+    let ssl = primary
+        .psql(
+            "postgres",
+            "SELECT s.ssl FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)",
+        )
+        .unwrap();
+    assert_eq!(ssl.trim(), "t");
+    // The standby serves TLS with the same certificate.
+    let url = format!(
+        "postgres://postgres@localhost:{}/postgres?sslmode=verify-full&sslrootcert={}",
+        standby.port(),
+        primary.ca_file().unwrap().display()
+    );
+    let e = open(&url).map(|_| ()).unwrap_err();
+    // A standby is read-only: the schema cannot be created, but the
+    // connection (verify-full) was made.
+    assert!(e.contains("read-only"), "{e}");
+}

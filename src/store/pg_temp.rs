@@ -133,7 +133,11 @@ pub struct ClusterError(String);
 /// output or an inherited `PGDATA`; its stderr is the error (`what` names
 /// the tool).
 fn run_tool(mut cmd: Command, run_as: RunAs, dir: &Path, what: &str) -> Result<(), ClusterError> {
+    // HOME is the cluster's: libpq (pg_basebackup, a standby's WAL
+    // receiver) looks for ~/.postgresql/ files, which the unprivileged
+    // user must not find in ours.
     cmd.current_dir(dir)
+        .env("HOME", dir)
         .env_remove("PGDATA")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -262,6 +266,8 @@ impl TempCluster {
         write_private(
             "pg_hba.conf",
             "local all all trust\n\
+             local replication all trust\n\
+             hostssl replication all 127.0.0.1/32 trust\n\
              hostssl all ledger 127.0.0.1/32 scram-sha-256\n\
              hostssl all all 127.0.0.1/32 trust\n\
              hostnossl all all 127.0.0.1/32 reject\n",
@@ -326,6 +332,7 @@ impl TempCluster {
             // postmaster, like a machine dying.
             use std::os::unix::process::CommandExt;
             cmd.current_dir(self.root.path())
+                .env("HOME", self.root.path())
                 .env_remove("PGDATA")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -358,7 +365,8 @@ impl TempCluster {
                     )));
                 }
             }
-            let ok = Command::new(self.bindir.join("pg_isready"))
+            let ok = self
+                .client_tool("pg_isready")
                 .args(["-q", "-h", "127.0.0.1", "-U", "postgres", "-p"])
                 .arg(self.port.to_string())
                 .stdin(Stdio::null())
@@ -377,6 +385,17 @@ impl TempCluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// A libpq client tool of the cluster's binaries, run as ourselves;
+    /// with TLS on it trusts the cluster's CA (not a `~/.postgresql/`
+    /// file of ours).
+    fn client_tool(&self, name: &str) -> Command {
+        let mut cmd = Command::new(self.bindir.join(name));
+        if let Some(ca) = &self.ca_file {
+            cmd.env("PGSSLROOTCERT", ca);
+        }
+        cmd
     }
 
     /// The last lines of the server's log (for error messages).
@@ -432,7 +451,8 @@ impl TempCluster {
     /// Runs SQL through `psql` on database `dbname` (setup statements of
     /// tests; the service never does this). Returns stdout.
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String, ClusterError> {
-        let out = Command::new(self.bindir.join("psql"))
+        let out = self
+            .client_tool("psql")
             .args([
                 "-X",
                 "-q",

@@ -328,12 +328,15 @@ impl MakeTls {
                 }
             }
         };
-        let config = ClientConfig::builder_with_provider(provider)
+        let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
             .with_no_client_auth();
+        // PostgreSQL's ALPN name: servers from 17 on insist on it for
+        // `sslnegotiation=direct`; older ones ignore it.
+        config.alpn_protocols = vec![b"postgresql".to_vec()];
         Ok(MakeTls {
             mode,
             ca,

@@ -1,7 +1,8 @@
 //! Property tests of the core's laws over random command sequences,
 //! malformed input included: conservation, no negative balance, replay ==
 //! live, rejections change nothing, statements reconcile, accounts are
-//! independent, and nothing panics.
+//! independent, a past instant is the fold of the log's prefix, and nothing
+//! panics.
 
 use isc_ledger::domain::report::view_of;
 use isc_ledger::domain::sim::Sim;
@@ -424,6 +425,38 @@ proptest! {
             let alone = Ledger::replay(sim.ledger.policy().clone(), &own).unwrap();
             let t = now + 1_000;
             prop_assert_eq!(alone.account_view(id, t).unwrap(), sim.ledger.account_view(id, t).unwrap());
+        }
+    }
+
+    /// What `replay --at T` relies on: the ledger folded from the records
+    /// with `at <= T` gives at `T` the views the account's own history
+    /// gives (`account_view_at` over the whole log), for every account and
+    /// for `T` before, at, between and after records (fees, plans, devices
+    /// and maintenance among them).
+    #[test]
+    fn the_prefix_fold_gives_the_past_views(
+        h in prop_oneof![history(), policy_history()],
+        cuts in prop::collection::vec(0.0f64..1.1, 1..6),
+    ) {
+        let (sim, now) = run(&h, policy(0));
+        let policy = sim.ledger.policy().clone();
+        let mut instants: Vec<i64> = cuts.iter().map(|c| (now as f64 * c) as i64).collect();
+        // Exactly at a record, and the second before it.
+        for e in sim.log.iter().step_by(7) {
+            instants.extend([e.at, e.at - 1]);
+        }
+        for t in instants {
+            let k = sim.log.partition_point(|e| e.at <= t);
+            let prefix = Ledger::replay(policy.clone(), &sim.log[..k]).unwrap();
+            for id in sim.ledger.account_ids() {
+                let past = account_view_at(&sim.ledger, &sim.log, id, t);
+                let from_prefix = prefix.account_view(id, t);
+                match (past, from_prefix) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b, "{} at {}", id, t),
+                    (Err(_), Err(_)) => prop_assert!(prefix.account(id).is_none()),
+                    (a, b) => prop_assert!(false, "{} at {}: {:?} vs {:?}", id, t, a, b),
+                }
+            }
         }
     }
 }

@@ -1,12 +1,17 @@
 //! The auditor subcommands over a real log: `replay`, `statement`, `export`.
 
 use isc_ledger::cli::audit::{self, DataArg, ExportArgs, Format, ReplayArgs, StatementArgs};
-use isc_ledger::domain::{Ledger, Nano, Policy};
+use isc_ledger::domain::{account_view_at, Event, Ledger, Nano, Policy};
 use isc_ledger::store::ledger::{commit, open_ledger_with};
 use isc_ledger::store::workload::Workload;
 use isc_ledger::store::StoreOptions;
 
 fn build() -> (tempfile::TempDir, Ledger) {
+    let (tmp, reference, _) = build_with_events();
+    (tmp, reference)
+}
+
+fn build_with_events() -> (tempfile::TempDir, Ledger, Vec<Event>) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mut reference = Ledger::new(Policy::default());
     let events = Workload::history(5, 400, &mut reference);
@@ -19,7 +24,7 @@ fn build() -> (tempfile::TempDir, Ledger) {
     for chunk in events.chunks(33) {
         commit(&mut log, &mut ledger, chunk.to_vec()).expect("commit");
     }
-    (tmp, reference)
+    (tmp, reference, events)
 }
 
 fn data(tmp: &tempfile::TempDir) -> DataArg {
@@ -30,7 +35,7 @@ fn data(tmp: &tempfile::TempDir) -> DataArg {
 
 #[test]
 fn replay_shows_every_account_as_the_live_ledger_does() {
-    let (tmp, ledger) = build();
+    let (tmp, ledger, events) = build_with_events();
     let t = ledger.last_at() + 86_400;
     let mut out = Vec::new();
     audit::replay(
@@ -49,7 +54,31 @@ fn replay_shows_every_account_as_the_live_ledger_does() {
         let live = ledger.account_view(id, t).expect("view");
         assert_eq!(v, &serde_json::to_value(&live).expect("json"), "{id}");
     }
-    // A past instant folds the account's own history.
+    // A past instant: the views of the log's prefix are those each
+    // account's own history gives (the accounts opened by then, no others).
+    let first = events[0].at;
+    let mid = events[events.len() / 2].at;
+    for early in [first - 1, first, mid - 1, mid, ledger.last_at() - 3_000] {
+        let mut out = Vec::new();
+        audit::replay(
+            &ReplayArgs {
+                data: data(&tmp),
+                at: Some(early),
+                json: true,
+            },
+            &mut out,
+        )
+        .expect("replay");
+        let views: Vec<serde_json::Value> = serde_json::from_slice(&out).expect("json");
+        let past: Vec<serde_json::Value> = ledger
+            .account_ids()
+            .into_iter()
+            .filter_map(|id| account_view_at(&ledger, &events, id, early).ok())
+            .map(|v| serde_json::to_value(v).expect("json"))
+            .collect();
+        assert_eq!(views, past, "at {early}");
+        assert!(early < mid || !views.is_empty(), "{early}");
+    }
     let mut out = Vec::new();
     let early = ledger.last_at() - 3_000;
     audit::replay(

@@ -101,9 +101,14 @@ fn copy_to_postgres_and_back_then_the_tools_agree() {
     ok(&["verify", "--data", back_s]);
     // The offline tools answer the same on both stores.
     let t = (reference.last_at() + 3600).to_string();
+    // Instants before the last record: the prefix of the log up to them.
+    let mid = events[events.len() / 2].at.to_string();
+    let early = (events[events.len() / 5].at - 1).to_string();
     let account = reference.account_ids()[0].to_owned();
     for args in [
         vec!["replay", "--json", "--at", &t],
+        vec!["replay", "--json", "--at", &mid],
+        vec!["replay", "--at", &early],
         vec!["export"],
         vec![
             "statement",
@@ -151,9 +156,9 @@ fn copy_to_postgres_and_back_then_the_tools_agree() {
 #[test]
 fn verify_on_postgres_names_the_first_bad_seq() {
     let url = pg::shared_db();
+    let mut r = Ledger::new(Policy::default());
+    let evs = Workload::history(3, 500, &mut r);
     {
-        let mut r = Ledger::new(Policy::default());
-        let evs = Workload::history(3, 500, &mut r);
         let (mut log, mut ledger) = open_ledger_with(
             isc_ledger::store::StoreLocation::Postgres(url.clone()),
             Policy::default(),
@@ -172,6 +177,24 @@ fn verify_on_postgres_names_the_first_bad_seq() {
     let (good, out, _) = run(&["verify", "--store", &url]);
     assert!(!good, "{out}");
     assert!(out.contains("DEFECT at seq 321"), "{out}");
+    // `replay --at` reads the records up to its instant only: one before
+    // the damage answers, the whole log does not.
+    let before = evs[200].at;
+    assert!(
+        evs[319].at > before,
+        "a record after the instant before 321"
+    );
+    let out = ok(&[
+        "replay",
+        "--store",
+        &url,
+        "--json",
+        "--at",
+        &before.to_string(),
+    ]);
+    assert!(out.starts_with('['), "{out}");
+    let (good, _, err) = run(&["replay", "--store", &url, "--json"]);
+    assert!(!good && err.contains("321"), "{err}");
     pg::shared_psql(&url, "DELETE FROM isc_records WHERE seq >= 321");
     let (good, out, _) = run(&["verify", "--store", &url]);
     assert!(

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::domain::{account_view_at, statement, AccountView, Event, Ledger, Policy, Statement};
+use crate::domain::{statement, AccountView, Event, Ledger, Policy, Statement};
 use crate::store::datadir::SETTINGS_FILE;
-use crate::store::ledger::{replay_onto, EventLog};
+use crate::store::ledger::{replay_onto_until, EventLog};
 use crate::store::pg_verify::PgVerify;
 use crate::store::sled_log::decode_event;
 use crate::store::sth::{SignedTreeHead, HEAD_FILE};
@@ -180,8 +180,13 @@ fn recorded_policy(log: &EventLog) -> Policy {
 
 /// Full replay from seq 1 (snapshots are not trusted here).
 fn replay_all(log: &EventLog) -> anyhow::Result<Ledger> {
+    replay_until(log, None)
+}
+
+/// Replay from seq 1 of the records with `at <= until` (`None`: all).
+fn replay_until(log: &EventLog, until: Option<i64>) -> anyhow::Result<Ledger> {
     let bar = progress(log.head().seq, "replay");
-    let ledger = replay_onto(log, Ledger::new(recorded_policy(log)), &mut |s| {
+    let ledger = replay_onto_until(log, Ledger::new(recorded_policy(log)), until, &mut |s| {
         bar.set_position(s)
     })
     .context("the log does not replay; run `isc-ledger verify`")?;
@@ -377,58 +382,57 @@ fn now_unix_s() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// `isc-ledger replay`: every account's view at `--at` (default now).
-/// The JSON views, each with its account's devices (spec §14) and
-/// purchased PBXs' maintenance (spec §15) when it has any. These come from
-/// the folded state, so only for an instant at or after the last record:
-/// an earlier `--at` shows the balances only.
+/// Each view as JSON, with its account's devices (spec §14) and purchased
+/// PBXs' maintenance at `t` (spec §15) when it has any. `ledger` is the
+/// state at `t` (no record after it folded).
 fn with_policies(
     ledger: &crate::domain::Ledger,
     views: Vec<AccountView>,
     t: i64,
 ) -> anyhow::Result<Vec<serde_json::Value>> {
-    let current = t >= ledger.last_at();
     views
         .into_iter()
         .map(|v| {
             let mut json = serde_json::to_value(&v)?;
-            if current {
-                let devices = ledger.list_devices(&v.account_id).unwrap_or_default();
-                if !devices.is_empty() {
-                    json["devices"] = serde_json::to_value(devices)?;
-                }
-                let owner = ledger.account_index_of(&v.account_id);
-                let pbxs: Vec<_> = ledger
-                    .maintenance()
-                    .pbxs()
-                    .filter(|p| Some(p.account) == owner)
-                    .filter_map(|p| ledger.maintenance_view(&p.pbx_id, t).ok())
-                    .collect();
-                if !pbxs.is_empty() {
-                    json["maintenance"] = serde_json::to_value(pbxs)?;
-                }
+            let devices = ledger.list_devices(&v.account_id).unwrap_or_default();
+            if !devices.is_empty() {
+                json["devices"] = serde_json::to_value(devices)?;
+            }
+            let owner = ledger.account_index_of(&v.account_id);
+            let pbxs: Vec<_> = ledger
+                .maintenance()
+                .pbxs()
+                .filter(|p| Some(p.account) == owner)
+                .filter_map(|p| ledger.maintenance_view(&p.pbx_id, t).ok())
+                .collect();
+            if !pbxs.is_empty() {
+                json["maintenance"] = serde_json::to_value(pbxs)?;
             }
             Ok(json)
         })
         .collect()
 }
 
+/// `isc-ledger replay`: every account's view at `--at` (default now), as
+/// the service answered at that instant. For a `t` before the last record
+/// only the log's prefix with `at <= t` is folded (records are in
+/// non-decreasing `at`): that is the state the service held at `t`, so
+/// every view (accounts, devices, maintenance) is taken from it at `t`,
+/// projecting from each account's last event up to `t`.
 pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let log = open_audit(&args.data.location())?;
-    let ledger = replay_all(&log)?;
     let t = args.at.unwrap_or_else(now_unix_s);
-    let mut views: Vec<AccountView> = Vec::new();
+    // At or after the last record: the whole log, exactly as without --at.
+    let until = (t < log.head().at).then_some(t);
+    let ledger = replay_until(&log, until)?;
+    let mut views: Vec<AccountView> = Vec::with_capacity(ledger.account_count());
     for id in ledger.account_ids() {
-        let view = if ledger.needs_history(id, t) {
-            let events: Vec<Event> = log.read_account(id)?.into_iter().map(|r| r.event).collect();
-            account_view_at(&ledger, &events, id, t)
-        } else {
-            ledger.account_view(id, t)
-        };
-        match view {
-            Ok(v) => views.push(v),
-            Err(_) => continue, // not opened yet at `t`
-        }
+        // Every folded account was opened at or before `t` and has no
+        // event after it: its view at `t` is the live state's.
+        let view = ledger
+            .account_view(id, t)
+            .map_err(|r| anyhow::anyhow!("the view of {id} at {t}: {r}"))?;
+        views.push(view);
     }
     if args.json {
         let views = with_policies(&ledger, views, t)?;
@@ -438,8 +442,9 @@ pub fn replay(args: &ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     writeln!(
         out,
-        "views at {t} ({} accounts, log head seq {})",
+        "views at {t} ({} accounts, records through seq {} of log head seq {})",
         views.len(),
+        ledger.last_seq(),
         log.head().seq
     )?;
     writeln!(

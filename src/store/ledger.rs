@@ -395,7 +395,21 @@ pub fn load_ledger(log: &EventLog, policy: Policy) -> Result<Ledger, StoreError>
 /// 64 Ki records.
 pub fn replay_onto(
     log: &EventLog,
+    ledger: Ledger,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Ledger, StoreError> {
+    replay_onto_until(log, ledger, None, progress)
+}
+
+/// [`replay_onto`] of the log's prefix with `at <= until` (`None`: the whole
+/// log): records are in non-decreasing `at`, so the fold stops at the first
+/// record after `until`, and what follows it is not read (a defect there is
+/// `verify`'s to find). The ledger is then the one the service held at
+/// `until`: its views at `until` are that instant's.
+pub fn replay_onto_until(
+    log: &EventLog,
     mut ledger: Ledger,
+    until: Option<i64>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Ledger, StoreError> {
     // Two threads: this one folds while a reader walks the log, checks and
@@ -405,6 +419,8 @@ pub fn replay_onto(
     // back to the reader empty, to be refilled without allocating.
     let from = ledger.last_seq() + 1;
     let mut failure = None;
+    // Whether the fold stopped at a record after `until`.
+    let mut stopped = false;
     let scanned = std::thread::scope(|scope| {
         let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<DecodedFrame>(FRAMES_AHEAD);
         let (empty_tx, empty_rx) = std::sync::mpsc::channel::<DecodedFrame>();
@@ -422,14 +438,18 @@ pub fn replay_onto(
             // No thread to be had: read and fold on this one.
             Err(_) => {
                 return log.scan_frames(from, |batch| {
+                    let ends = cut_after(batch, until);
                     failure = fold_frame(&mut ledger, batch, progress);
-                    failure.is_none()
+                    stopped = ends;
+                    failure.is_none() && !ends
                 })
             }
         };
         for mut batch in full_rx {
+            let ends = cut_after(&mut batch, until);
             failure = fold_frame(&mut ledger, &mut batch, progress);
-            if failure.is_some() {
+            if failure.is_some() || ends {
+                stopped = ends;
                 break; // drops the receiver: the reader stops
             }
             batch.clear();
@@ -444,6 +464,10 @@ pub fn replay_onto(
     if let Some(e) = failure {
         return Err(e);
     }
+    if stopped {
+        // The reader reads ahead: what it found wrong is after `until`.
+        return Ok(ledger);
+    }
     scanned?;
     let head = log.head();
     if ledger.last_seq() != head.seq {
@@ -457,6 +481,19 @@ pub fn replay_onto(
         });
     }
     Ok(ledger)
+}
+
+/// Drops the frame's records after `until` (from the first whose `at` is
+/// later); true if there was one: the fold ends with this frame.
+fn cut_after(batch: &mut DecodedFrame, until: Option<i64>) -> bool {
+    let Some(until) = until else { return false };
+    match batch.iter().position(|(_, at, _)| *at > until) {
+        Some(i) => {
+            batch.truncate(i);
+            true
+        }
+        None => false,
+    }
 }
 
 /// A frame's records, decoded: `(seq, at, event)`.

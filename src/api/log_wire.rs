@@ -210,7 +210,8 @@ impl Batcher {
     /// A batcher for `ReadLogRequest.max_batch`.
     pub fn new(max_batch: u32) -> Batcher {
         Batcher {
-            buf: BytesMut::with_capacity(1 << 18),
+            // A server chunk of 4096 typical records (grows past it).
+            buf: BytesMut::with_capacity(1 << 20),
             batch: usize::try_from(max_batch)
                 .unwrap_or(READ_LOG_MAX_BATCH)
                 .clamp(1, READ_LOG_MAX_BATCH),

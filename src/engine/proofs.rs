@@ -15,7 +15,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::store::merkle::{leaf_hash, MerkleTree};
+use crate::store::merkle::MerkleTree;
 use crate::store::sth::{LedgerKey, SignedTreeHead};
 use crate::store::{Hash, LogStore, StoreError};
 
@@ -174,7 +174,7 @@ fn push_leaves<L: LogStore<crate::domain::Event>>(
             break;
         }
         for h in &hashes {
-            tree.push_leaf_hash(leaf_hash(h));
+            tree.push(*h);
         }
         from = tree.size() + 1;
     }

@@ -300,6 +300,19 @@ impl LogStore<Event> for EventLog {
         }
     }
 
+    fn visit_raw_known(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        known: &[super::Hash],
+        f: &mut dyn FnMut(super::RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
+        match self {
+            EventLog::Sled(s) => s.visit_raw_known(from_seq, to_seq, known, f),
+            EventLog::Postgres(p) => p.visit_raw_known(from_seq, to_seq, known, f),
+        }
+    }
+
     fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<super::Hash>, StoreError> {
         match self {
             EventLog::Sled(s) => s.chain_hashes(from_seq, to_seq),

@@ -3,8 +3,9 @@
 //!
 //! - leaf hash `SHA-256(0x00 ‖ chain_hash)`, interior node
 //!   `SHA-256(0x01 ‖ left ‖ right)`, empty root `SHA-256("")`;
-//! - [`MerkleTree`] keeps every complete subtree's hash (level `j` holds the
-//!   roots of the aligned subtrees of `2^j` leaves), so a push is amortised
+//! - [`MerkleTree`] keeps every complete subtree's hash (level `j ≥ 1` holds
+//!   the roots of the aligned subtrees of `2^j` leaves, level 0 the chain
+//!   hashes the leaves are hashed from), so a push is amortised
 //!   O(1) (at most log n node hashes), `root_at(size)` is O(log n) for any
 //!   past size, and an inclusion or consistency proof is a walk of the RFC's
 //!   recursion that reads stored nodes and hashes at most one incomplete
@@ -18,8 +19,6 @@
 //! Pure: no I/O, no clock. The tree is derived from the log, never a second
 //! truth: whoever holds the chain hashes can rebuild it.
 
-use sha2::{Digest, Sha256};
-
 use super::codec::Hash;
 
 /// Root of the empty tree: `SHA-256("")`.
@@ -30,19 +29,52 @@ pub const EMPTY_ROOT: Hash = [
 
 /// Leaf hash of a record: `SHA-256(0x00 ‖ chain_hash)`.
 pub fn leaf_hash(chain_hash: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([0u8]);
-    h.update(chain_hash);
-    h.finalize().into()
+    let mut m = [0u8; 64];
+    m[1..33].copy_from_slice(chain_hash);
+    sha256_short(&mut m, 33)
 }
 
 /// Interior node: `SHA-256(0x01 ‖ left ‖ right)`.
 pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(left);
-    h.update(right);
-    h.finalize().into()
+    let mut m = [0u8; 128];
+    m[0] = 1;
+    m[1..33].copy_from_slice(left);
+    m[33..65].copy_from_slice(right);
+    sha256_short(&mut m, 65)
+}
+
+/// SHA-256 of the first `len` bytes of `m` (the rest zero, room for the
+/// padding: one block up to 55 bytes, two up to 119), padded here and
+/// compressed block by block: for messages this short the `Digest` API's
+/// buffering cost about as much as the compression (an audit hashes three
+/// of these per record). `tests::short_hashes_are_sha256` checks it against
+/// the `Digest` API.
+#[inline]
+fn sha256_short<const N: usize>(m: &mut [u8; N], len: usize) -> Hash {
+    use sha2::digest::generic_array::GenericArray;
+    const IV: [u32; 8] = [
+        0x6a09_e667,
+        0xbb67_ae85,
+        0x3c6e_f372,
+        0xa54f_f53a,
+        0x510e_527f,
+        0x9b05_688c,
+        0x1f83_d9ab,
+        0x5be0_cd19,
+    ];
+    let end = (len + 9).div_ceil(64) * 64;
+    debug_assert!(end <= N);
+    m[len] = 0x80;
+    m[end - 8..end].copy_from_slice(&(len as u64 * 8).to_be_bytes());
+    let mut state = IV;
+    for block in m[..end].chunks_exact(64) {
+        sha2::compress256(&mut state, &[*GenericArray::from_slice(block)]);
+    }
+    let mut out = [0u8; 32];
+    for (o, w) in out.chunks_exact_mut(4).zip(state) {
+        o.copy_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 /// Why a proof does not check (or cannot be made).
@@ -85,8 +117,10 @@ fn split(n: u64) -> u64 {
 /// (about 64 bytes per leaf).
 #[derive(Debug, Clone, Default)]
 pub struct MerkleTree {
-    /// `levels[j][i]` = root of leaves `i·2^j .. (i+1)·2^j`; `levels[0]` are
-    /// the leaf hashes.
+    /// `levels[j][i]` = root of leaves `i·2^j .. (i+1)·2^j` for `j ≥ 1`;
+    /// `levels[0]` holds the records' chain hashes themselves (a leaf's
+    /// hash is computed when read: the log's readers get the chain hashes
+    /// from here instead of re-hashing the stored records).
     levels: Vec<Vec<Hash>>,
 }
 
@@ -98,25 +132,35 @@ impl MerkleTree {
 
     /// Appends the leaf of the next record, given its chain hash.
     pub fn push(&mut self, chain_hash: Hash) {
-        self.push_leaf_hash(leaf_hash(&chain_hash));
-    }
-
-    /// Appends a leaf given its leaf hash.
-    pub fn push_leaf_hash(&mut self, leaf: Hash) {
         if self.levels.is_empty() {
             self.levels.push(Vec::new());
         }
-        self.levels[0].push(leaf);
+        self.levels[0].push(chain_hash);
         let mut j = 0;
         // A level's new node is complete when it has an even count: pair it up.
         while self.levels[j].len().is_multiple_of(2) {
             let n = self.levels[j].len();
-            let parent = node_hash(&self.levels[j][n - 2], &self.levels[j][n - 1]);
+            let (l, r) = (&self.levels[j][n - 2], &self.levels[j][n - 1]);
+            let parent = if j == 0 {
+                node_hash(&leaf_hash(l), &leaf_hash(r))
+            } else {
+                node_hash(l, r)
+            };
             if self.levels.len() == j + 1 {
                 self.levels.push(Vec::new());
             }
             self.levels[j + 1].push(parent);
             j += 1;
+        }
+    }
+
+    /// Chain hashes of leaves `from..to` (record seqs `from + 1 ..= to`);
+    /// `None` beyond the tree.
+    pub fn chain_hashes(&self, from: u64, to: u64) -> Option<&[Hash]> {
+        let (a, b) = (usize::try_from(from).ok()?, usize::try_from(to).ok()?);
+        match self.levels.first() {
+            Some(l) => l.get(a..b),
+            None => (a == b).then_some(&[][..]),
         }
     }
 
@@ -130,7 +174,7 @@ impl MerkleTree {
         self.levels
             .first()?
             .get(usize::try_from(index).ok()?)
-            .copied()
+            .map(leaf_hash)
     }
 
     /// Root of the whole tree.
@@ -161,7 +205,12 @@ impl MerkleTree {
 
     /// Stored root of the complete subtree of `2^j` leaves starting at `lo`.
     fn complete(&self, j: u32, lo: u64) -> Hash {
-        self.levels[j as usize][(lo >> j) as usize]
+        let h = &self.levels[j as usize][(lo >> j) as usize];
+        if j == 0 {
+            leaf_hash(h)
+        } else {
+            *h
+        }
     }
 
     /// MTH of leaves `lo..hi`, where `lo` is a multiple of a power of two
@@ -424,6 +473,43 @@ pub fn verify_consistency(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn short_hashes_are_sha256() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200 {
+            let mut h = [[0u8; 32]; 2];
+            for b in h.iter_mut().flatten() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            let want_leaf: Hash = Sha256::new()
+                .chain_update([0u8])
+                .chain_update(h[0])
+                .finalize()
+                .into();
+            let want_node: Hash = Sha256::new()
+                .chain_update([1u8])
+                .chain_update(h[0])
+                .chain_update(h[1])
+                .finalize()
+                .into();
+            assert_eq!(leaf_hash(&h[0]), want_leaf);
+            assert_eq!(node_hash(&h[0], &h[1]), want_node);
+        }
+        // Every length the padding handles, one and two blocks.
+        for len in 0..=119 {
+            let mut m = [0u8; 128];
+            for (i, b) in m[..len].iter_mut().enumerate() {
+                *b = i as u8 ^ 0x5a;
+            }
+            let want: Hash = Sha256::digest(&m[..len]).into();
+            assert_eq!(sha256_short(&mut m, len), want, "{len} bytes");
+        }
+    }
 
     /// RFC 9162 §2.1.1's MTH, recursively from the definition: the
     /// reference the stored-node tree is checked against.

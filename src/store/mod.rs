@@ -379,6 +379,24 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
         Ok(())
     }
 
+    /// [`visit_raw`](Self::visit_raw) when the caller knows the chain
+    /// hashes already (the Merkle tree): `known[i]` is the hash of record
+    /// `from_seq - 1 + i` (the genesis hash for seq 0), through `to_seq`. A
+    /// backend may lend those instead of re-hashing the stored bytes (sled
+    /// does, and still checks each frame's stored link against them); the
+    /// bytes are then not checked against the hashes here: whoever reads
+    /// them does (an auditor). Other backends ignore `known`.
+    fn visit_raw_known(
+        &self,
+        from_seq: u64,
+        to_seq: u64,
+        known: &[Hash],
+        f: &mut dyn FnMut(RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
+        let _ = known;
+        self.visit_raw(from_seq, to_seq, f)
+    }
+
     /// Chain hashes of records `from_seq..=to_seq` (clamped to the log), in
     /// seq order: the leaves of the Merkle tree. A backend may answer the
     /// records it just appended from memory.

@@ -37,6 +37,10 @@ pub struct Line {
     pub quantity: u32,
 }
 
+/// The instants a source of time-driven notices is due at (an account's
+/// reminders and depletion, an incident's marks): a few, inline.
+pub type DueInstants = SmallVec<[UnixSeconds; 4]>;
+
 /// A configuration as stored in the state: up to four lines inline.
 pub type Lines = SmallVec<[Line; 4]>;
 
@@ -440,6 +444,28 @@ impl Account {
         if t_zero > lo && t_zero <= t2 {
             out.push((NoticeKind::Depletion, t_zero, None));
         }
+    }
+
+    /// Every instant [`Account::pending_notices`] can report a notice at
+    /// for a window that starts at or after `since` (as every window of the
+    /// live ledger does: `t1 >= last_at >= since`): the unfired reminders
+    /// and the depletion still ahead of the last breakpoint. The notice
+    /// schedule (`domain::due`) files the account under these instants.
+    pub fn due_instants(&self, policy: &Policy) -> DueInstants {
+        let mut out = DueInstants::new();
+        let Some(t_zero) = self.runout() else {
+            return out;
+        };
+        for (i, threshold) in policy.reminder_thresholds_s.iter().enumerate() {
+            let due = t_zero - threshold;
+            if self.reminders_fired & (1 << i) == 0 && due > self.since {
+                out.push(due);
+            }
+        }
+        if t_zero > self.since {
+            out.push(t_zero);
+        }
+        out
     }
 
     /// The earliest time-driven notice strictly after `t`, if any.

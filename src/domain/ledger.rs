@@ -8,6 +8,7 @@ pub use super::account::FastMap;
 use super::account::{Account, ApplyError, Observer, PbxSlot, PriceBook, Quiet, Unpriced};
 use super::chunked::Chunked;
 use super::devices::Devices;
+use super::due::DueCache;
 use super::error::Rejection;
 use super::event::{
     Command, Decision, Event, EventBody, LicenseLine, Notice, NoticeKind, Policy, Receipt,
@@ -71,6 +72,11 @@ pub struct Ledger {
     pub(crate) maintenance: Maintenance,
     /// Incidents and support calendars (spec §16).
     pub(crate) sla: SlaBook,
+    /// When each account, purchased PBX and open incident next has a
+    /// time-driven notice due (`domain::due`): derived, never serialized,
+    /// built on the first `notices_between`, then kept by `apply`.
+    #[serde(skip)]
+    pub(crate) due: DueCache,
 }
 
 /// Collects the notices an event makes due at its own instant.
@@ -120,6 +126,7 @@ impl Ledger {
             devices: Devices::default(),
             maintenance: Maintenance::default(),
             sla: SlaBook::default(),
+            due: DueCache::default(),
         }
     }
 
@@ -495,14 +502,17 @@ impl Ledger {
     pub fn apply(&mut self, seq: u64, ev: &Event) -> Result<Applied, ApplyError> {
         let mut notices = Vec::new();
         let hints = self.hints(ev);
-        let receipt = self.apply_inner(seq, ev, hints, Some(&mut notices))?;
+        let receipt = self.apply_inner::<true>(seq, ev, hints, Some(&mut notices))?;
         Ok(Applied { receipt, notices })
     }
 
-    /// The same fold without notices: what replay uses (no allocation for them).
+    /// The same fold without notices: what replay uses (no allocation for
+    /// them). It does not keep the notice schedule: a built one is dropped
+    /// (rebuilt from the state when next asked).
     pub fn apply_quiet(&mut self, seq: u64, ev: &Event) -> Result<Receipt, ApplyError> {
+        self.due.forget();
         let hints = self.hints(ev);
-        self.apply_inner(seq, ev, hints, None)
+        self.apply_inner::<false>(seq, ev, hints, None)
     }
 
     /// Stage 1 of an event's fold: the hashes its ids probe by.
@@ -522,7 +532,9 @@ impl Ledger {
         hints
     }
 
-    fn apply_inner(
+    /// `LIVE`: `apply`, which keeps the notice schedule; otherwise the
+    /// quiet fold, compiled without it.
+    fn apply_inner<const LIVE: bool>(
         &mut self,
         seq: u64,
         ev: &Event,
@@ -541,13 +553,21 @@ impl Ledger {
                 ev.at, self.last_at
             )));
         }
-        let receipt = self.apply_body(seq, ev, hints, notices)?;
+        let receipt = match self.apply_body::<LIVE>(seq, ev, hints, notices) {
+            Ok(receipt) => receipt,
+            Err(e) => {
+                // The state may be half-updated: the schedule is rebuilt
+                // from it when next asked.
+                self.due.forget();
+                return Err(e);
+            }
+        };
         self.last_seq = seq;
         self.last_at = ev.at;
         Ok(receipt)
     }
 
-    fn apply_body(
+    fn apply_body<const LIVE: bool>(
         &mut self,
         seq: u64,
         ev: &Event,
@@ -580,7 +600,20 @@ impl Ledger {
                     )));
                 }
                 let balance = Some(account.balance_at(at.max(account.since)));
+                let refile = LIVE && self.due.get_mut().is_some();
+                let incident_id = ev_incident_id(body);
+                let before = match refile.then(|| self.sla.slot_of(incident_id)) {
+                    Some(Some(i)) => self.sla.live_due(i),
+                    _ => Default::default(),
+                };
                 let made_due = self.sla.apply(at, body)?;
+                if refile {
+                    if let (Some(due), Some(i)) =
+                        (self.due.get_mut(), self.sla.slot_of(incident_id))
+                    {
+                        due.refile_incident(i, &before, &self.sla.live_due(i));
+                    }
+                }
                 if let (Some(out), false) = (notices, made_due.is_empty()) {
                     let inc = self
                         .sla
@@ -682,6 +715,13 @@ impl Ledger {
                 }
             }
         }
+        // Only a breakpoint changes when the account's notices fall due.
+        let refile = LIVE && !ev.body.is_passive() && self.due.get_mut().is_some();
+        let before = if refile {
+            account.due_instants(&self.policy)
+        } else {
+            Default::default()
+        };
         match notices {
             Some(out) => {
                 let mut obs = AtEvent {
@@ -691,6 +731,9 @@ impl Ledger {
                 account.apply_at(at, &ev.body, slot, &self.prices, &self.policy, &mut obs)?;
             }
             None => account.apply_at(at, &ev.body, slot, &self.prices, &self.policy, &mut Quiet)?,
+        }
+        if let (true, Some(due)) = (refile, self.due.get_mut()) {
+            due.refile_account(index, &before, &account.due_instants(&self.policy));
         }
         let balance = if ev.body.is_passive() {
             // Not a breakpoint: the account was not accrued to `at`.
@@ -723,9 +766,20 @@ impl Ledger {
             EventBody::DeviceRegistered { .. } | EventBody::DeviceStatusSet { .. } => {
                 self.devices.apply(index, at, &ev.body, receipt)?
             }
-            EventBody::PbxRegistered { .. }
-            | EventBody::PlanBought { .. }
-            | EventBody::FirmwareUpgraded { .. } => {
+            EventBody::PbxRegistered { pbx_id, .. } | EventBody::PlanBought { pbx_id, .. } => {
+                let expiring = |m: &Maintenance| m.pbx(pbx_id).map(|p| p.expiring_due());
+                let refile = LIVE && self.due.get_mut().is_some();
+                let before = if refile {
+                    expiring(&self.maintenance)
+                } else {
+                    None
+                };
+                self.maintenance.apply(index, at, &ev.body, receipt)?;
+                if let (true, Some(due)) = (refile, self.due.get_mut()) {
+                    due.refile_expiring(pbx_id, before, expiring(&self.maintenance));
+                }
+            }
+            EventBody::FirmwareUpgraded { .. } => {
                 self.maintenance.apply(index, at, &ev.body, receipt)?
             }
             _ => {}
@@ -733,9 +787,88 @@ impl Ledger {
         Ok(receipt)
     }
 
-    /// Time-driven notices (reminders, depletion) due in `(t1, t2]` with no
-    /// further events; `t1 >= last_at`. One account, or all of them.
+    /// Time-driven notices (reminders, depletion, maintenance expiring, SLA
+    /// warnings and breaches) due in `(t1, t2]` with no further events;
+    /// `t1 >= last_at`. One account, or all of them.
+    ///
+    /// For all of them, only the sources the notice schedule (`domain::due`)
+    /// files in `(t1, t2]` are visited: O(notices due + log n). The notices
+    /// are those of [`Ledger::notices_between_scan`] (the definition), in
+    /// the same order; a window starting before `last_at` gets the scan.
     pub fn notices_between(
+        &self,
+        account_id: Option<&str>,
+        t1: UnixSeconds,
+        t2: UnixSeconds,
+    ) -> Vec<Notice> {
+        if account_id.is_some() || t1 < self.last_at {
+            return self.notices_between_scan(account_id, t1, t2);
+        }
+        let due = self.due.get_or_build(self);
+        let mut out = Vec::new();
+        let mut raw = Vec::new();
+        // The scan's order of sources (accounts, PBXs, incidents, each
+        // ascending), so the stable sort breaks ties alike.
+        for i in due.accounts_due(t1, t2) {
+            self.push_pending(&self.accounts[i as usize], t1, t2, &mut raw, &mut out);
+        }
+        for pbx_id in due.pbxs_due(t1, t2) {
+            if let Some(p) = self.maintenance.pbx(pbx_id) {
+                self.expiring_of(p, t1, t2, &mut out);
+            }
+        }
+        for i in due.incidents_due(t1, t2) {
+            self.sla.live_notices_of(i, t1, t2, &mut out);
+        }
+        sort_notices(&mut out);
+        debug_assert_eq!(
+            out,
+            self.notices_between_scan(None, t1, t2),
+            "the notice schedule disagrees with the scan"
+        );
+        out
+    }
+
+    /// Forces the notice schedule to be built now (the writer does it at
+    /// start, so the first clock tick does not pay for it).
+    pub fn prepare_notices(&self) {
+        self.due.get_or_build(self);
+    }
+
+    /// Whether the notice schedule `apply` kept equals one built afresh
+    /// from the state (tests; `true` while it is not built).
+    #[doc(hidden)]
+    pub fn notice_schedule_is_exact(&self) -> bool {
+        self.due
+            .get()
+            .is_none_or(|due| *due == super::due::DueIndex::build(self))
+    }
+
+    /// One account's time-driven reminders and depletion in `(t1, t2]`.
+    fn push_pending(
+        &self,
+        account: &Account,
+        t1: UnixSeconds,
+        t2: UnixSeconds,
+        raw: &mut Vec<(NoticeKind, UnixSeconds, Option<i64>)>,
+        out: &mut Vec<Notice>,
+    ) {
+        raw.clear();
+        account.pending_notices(&self.policy, t1, t2, raw);
+        out.extend(raw.iter().map(|(kind, at, threshold_s)| Notice {
+            account_id: account.account_id.to_string(),
+            at: *at,
+            kind: *kind,
+            threshold_s: *threshold_s,
+            pbx_id: None,
+            sla: None,
+        }));
+    }
+
+    /// [`Ledger::notices_between`] by its definition: every account, PBX
+    /// and open incident asked, O(accounts). The oracle of the schedule's
+    /// tests and benches.
+    pub fn notices_between_scan(
         &self,
         account_id: Option<&str>,
         t1: UnixSeconds,
@@ -743,18 +876,7 @@ impl Ledger {
     ) -> Vec<Notice> {
         let mut out = Vec::new();
         let mut raw = Vec::new();
-        let mut push = |account: &Account| {
-            raw.clear();
-            account.pending_notices(&self.policy, t1, t2, &mut raw);
-            out.extend(raw.iter().map(|(kind, at, threshold_s)| Notice {
-                account_id: account.account_id.to_string(),
-                at: *at,
-                kind: *kind,
-                threshold_s: *threshold_s,
-                pbx_id: None,
-                sla: None,
-            }));
-        };
+        let mut push = |account: &Account| self.push_pending(account, t1, t2, &mut raw, &mut out);
         match account_id {
             Some(id) => {
                 if let Some(index) = self.account_index.get(id) {
@@ -768,22 +890,7 @@ impl Ledger {
             }
         }
         self.sla.notices_between(account_id, t1, t2, true, &mut out);
-        out.sort_by(|a, b| {
-            (
-                a.at,
-                &a.account_id,
-                a.kind,
-                std::cmp::Reverse(a.threshold_s),
-                &a.pbx_id,
-            )
-                .cmp(&(
-                    b.at,
-                    &b.account_id,
-                    b.kind,
-                    std::cmp::Reverse(b.threshold_s),
-                    &b.pbx_id,
-                ))
-        });
+        sort_notices(&mut out);
         out
     }
 
@@ -816,11 +923,14 @@ impl Ledger {
     /// id is hashed and looked up once. A lookup that found nothing is
     /// redone at fold time (the events in between may create the account
     /// or the PBX); one that found something stays true, since an account's
-    /// index and a PBX's place never change.
+    /// index and a PBX's place never change. Like `apply_quiet`, it drops
+    /// a built notice schedule.
     pub fn apply_quiet_all<'a>(
         &mut self,
         records: impl IntoIterator<Item = (u64, &'a Event)>,
     ) -> Result<(), ApplyError> {
+        // Not kept by the fold (it pays nothing for it): rebuilt when asked.
+        self.due.forget();
         let mut records = records.into_iter();
         let mut window: std::collections::VecDeque<(u64, &Event, Hints)> =
             std::collections::VecDeque::with_capacity(AHEAD_SLOTS + 1);
@@ -839,7 +949,7 @@ impl Ledger {
             let Some((seq, ev, hints)) = window.pop_front() else {
                 return Ok(());
             };
-            self.apply_inner(seq, ev, hints, None)?;
+            self.apply_inner::<false>(seq, ev, hints, None)?;
         }
     }
 
@@ -930,6 +1040,26 @@ pub fn fold_account_events<O: Observer>(
         }
     }
     Ok(account)
+}
+
+/// The order notices are published in (stable: ties keep their order).
+fn sort_notices(out: &mut [Notice]) {
+    out.sort_by(|a, b| {
+        (
+            a.at,
+            &a.account_id,
+            a.kind,
+            std::cmp::Reverse(a.threshold_s),
+            &a.pbx_id,
+        )
+            .cmp(&(
+                b.at,
+                &b.account_id,
+                b.kind,
+                std::cmp::Reverse(b.threshold_s),
+                &b.pbx_id,
+            ))
+    });
 }
 
 /// The incident an incident fact is about.

@@ -518,11 +518,23 @@ impl Ledger {
             if account.is_some_and(|a| a != p.account) {
                 continue;
             }
-            let owner = &self.accounts[p.account as usize];
-            let due = p.expiring_due();
-            if !owner.is_closed() && due > t1 && due <= t2 {
-                out.push(expiring(&owner.account_id, &p.pbx_id, due));
-            }
+            self.expiring_of(p, t1, t2, out);
+        }
+    }
+
+    /// The `MAINTENANCE_EXPIRING` of one purchased PBX due in `(t1, t2]`
+    /// (none once its account is closed).
+    pub(crate) fn expiring_of(
+        &self,
+        p: &PurchasedPbx,
+        t1: UnixSeconds,
+        t2: UnixSeconds,
+        out: &mut Vec<Notice>,
+    ) {
+        let owner = &self.accounts[p.account as usize];
+        let due = p.expiring_due();
+        if !owner.is_closed() && due > t1 && due <= t2 {
+            out.push(expiring(&owner.account_id, &p.pbx_id, due));
         }
     }
 

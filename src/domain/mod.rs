@@ -7,6 +7,8 @@
 //! - [`event`]: commands, events (the stored facts), receipts, notices, policy.
 //! - [`account`]: one account's timeline: accrual, depletion, reminders.
 //! - [`ledger`]: `decide` and `apply` over the whole ledger.
+//! - `due`: the notice schedule, when each account, purchased PBX and open
+//!   incident next has a time-driven notice due (derived, kept by `apply`).
 //! - [`keys`]: the redeemed activation keys, laid out for a fast fold.
 //! - [`license_model`]: the innovaphone V13 license rules as a versioned
 //!   catalogue recorded with each price list (seed 003).
@@ -22,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub mod account;
 pub mod chunked;
 pub mod devices;
+mod due;
 pub mod error;
 pub mod event;
 pub mod idmap;
@@ -64,5 +67,7 @@ pub enum Hosting {
 }
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_due;
 #[cfg(test)]
 mod tests_policies;

@@ -113,6 +113,8 @@ impl Writer {
             let mut head_tick = tokio::time::interval(HEAD_FILE_DURABLE_EVERY);
             head_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut batch = Vec::with_capacity(self.group_max);
+            // The notice schedule is built here, not on the first tick.
+            self.working.prepare_notices();
             // Breaches that fell due while the server was down.
             let now = self.published_until;
             self.credit_breaches(now);
@@ -359,6 +361,7 @@ impl Writer {
             self.working = live.ledger.clone();
             self.published_until = live.published_until;
         }
+        self.working.prepare_notices();
         // Nothing decided since the last append may be acknowledged.
         for (_, r) in self.replies.iter_mut() {
             *r = Err(EngineError::Unavailable(why.to_string()));

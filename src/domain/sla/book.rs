@@ -15,7 +15,7 @@
 use super::clock::SupportCalendar;
 use super::incident::{Incident, MarkKind, SlaMark};
 use super::{kpi_name, SlaKpi, PRIORITIES};
-use crate::domain::account::{ApplyError, FastMap};
+use crate::domain::account::{ApplyError, DueInstants, FastMap};
 use crate::domain::error::Rejection;
 use crate::domain::event::{Command, EventBody, Notice, NoticeKind, SlaNotice};
 use crate::domain::ids::check_id;
@@ -244,20 +244,50 @@ impl SlaBook {
         live: bool,
         out: &mut Vec<Notice>,
     ) {
-        let mut push = |inc: &Incident| {
-            if account_id.is_some_and(|a| a != inc.account_id) {
-                return;
-            }
-            for m in &inc.marks {
-                if m.at > t1 && m.at <= t2 && !(live && m.at_event) {
-                    out.push(notice_of(inc, m));
-                }
-            }
-        };
+        let mut push = |inc: &Incident| push_marks(inc, account_id, t1, t2, live, out);
         if live {
             self.open_incidents().for_each(&mut push);
         } else {
             self.incidents.iter().for_each(&mut push);
+        }
+    }
+
+    /// The slot of an incident (its place in report order, never moved).
+    pub(crate) fn slot_of(&self, incident_id: &str) -> Option<u32> {
+        self.index.get(incident_id).copied()
+    }
+
+    /// The slots of the unresolved incidents, ascending.
+    pub(crate) fn open_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.open.iter().copied()
+    }
+
+    /// The instants of incident `i`'s time-driven marks while it is
+    /// unresolved (what the live [`SlaBook::notices_between`] can tell of
+    /// it); none once resolved. The notice schedule files it under them.
+    pub(crate) fn live_due(&self, i: u32) -> DueInstants {
+        match self.incidents.get(i as usize) {
+            Some(inc) if self.open.contains(&i) => inc
+                .marks
+                .iter()
+                .filter(|m| !m.at_event)
+                .map(|m| m.at)
+                .collect(),
+            _ => DueInstants::new(),
+        }
+    }
+
+    /// What the live [`SlaBook::notices_between`] of all accounts tells of
+    /// incident `i` alone (the same code, for the schedule's sources).
+    pub(crate) fn live_notices_of(
+        &self,
+        i: u32,
+        t1: UnixSeconds,
+        t2: UnixSeconds,
+        out: &mut Vec<Notice>,
+    ) {
+        if let (Some(inc), true) = (self.incidents.get(i as usize), self.open.contains(&i)) {
+            push_marks(inc, None, t1, t2, true, out);
         }
     }
 
@@ -268,6 +298,26 @@ impl SlaBook {
             .filter(|m| !m.at_event && m.at > t)
             .map(|m| m.at)
             .min()
+    }
+}
+
+/// The marks of `inc` in `(t1, t2]` as notices (of `account_id` only, if
+/// given; `live`: the time-driven ones only), in timeline order.
+fn push_marks(
+    inc: &Incident,
+    account_id: Option<&str>,
+    t1: UnixSeconds,
+    t2: UnixSeconds,
+    live: bool,
+    out: &mut Vec<Notice>,
+) {
+    if account_id.is_some_and(|a| a != inc.account_id) {
+        return;
+    }
+    for m in &inc.marks {
+        if m.at > t1 && m.at <= t2 && !(live && m.at_event) {
+            out.push(notice_of(inc, m));
+        }
     }
 }
 

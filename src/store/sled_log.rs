@@ -830,14 +830,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         from_seq: u64,
         to_seq: u64,
     ) -> impl Iterator<Item = Result<StoredRaw, StoreError>> + '_ {
-        RawIter {
-            log: &self.log,
-            next: from_seq.max(1),
-            to: to_seq.min(self.head.seq),
-            buf: Vec::new().into_iter(),
-            prev_end_hash: None,
-            failed: false,
-        }
+        self.raw_iter(from_seq, to_seq)
     }
 
     fn visit_raw(
@@ -846,18 +839,7 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         to_seq: u64,
         f: &mut dyn FnMut(super::RawRecordRef<'_>),
     ) -> Result<(), StoreError> {
-        let mut it = RawIter {
-            log: &self.log,
-            next: from_seq.max(1),
-            to: to_seq.min(self.head.seq),
-            buf: Vec::new().into_iter(),
-            prev_end_hash: None,
-            failed: false,
-        };
-        while it.next <= it.to {
-            it.visit_frame(None, f)?;
-        }
-        Ok(())
+        self.raw_iter(from_seq, to_seq).visit_all(None, f)
     }
 
     fn visit_raw_known(
@@ -867,23 +849,12 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         known: &[Hash],
         f: &mut dyn FnMut(super::RawRecordRef<'_>),
     ) -> Result<(), StoreError> {
-        let from = from_seq.max(1);
-        let to = to_seq.min(self.head.seq);
+        let it = self.raw_iter(from_seq, to_seq);
+        let (from, to) = (it.next, it.to);
         if from <= to && known.len() as u64 != to - from + 2 {
-            return self.visit_raw(from_seq, to_seq, f);
+            return it.visit_all(None, f);
         }
-        let mut it = RawIter {
-            log: &self.log,
-            next: from,
-            to,
-            buf: Vec::new().into_iter(),
-            prev_end_hash: None,
-            failed: false,
-        };
-        while it.next <= it.to {
-            it.visit_frame(Some((from, known)), f)?;
-        }
-        Ok(())
+        it.visit_all(Some((from, known)), f)
     }
 
     fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<Hash>, StoreError> {
@@ -1091,7 +1062,33 @@ struct RawIter<'a> {
     failed: bool,
 }
 
+impl<E> SledLog<E> {
+    /// The raw records `from_seq..=to_seq` (clamped to the log), frame by frame.
+    fn raw_iter(&self, from_seq: u64, to_seq: u64) -> RawIter<'_> {
+        RawIter {
+            log: &self.log,
+            next: from_seq.max(1),
+            to: to_seq.min(self.head.seq),
+            buf: Vec::new().into_iter(),
+            prev_end_hash: None,
+            failed: false,
+        }
+    }
+}
+
 impl RawIter<'_> {
+    /// Lends `f` every record left (see [`RawIter::visit_frame`]).
+    fn visit_all(
+        mut self,
+        known: Option<(u64, &[Hash])>,
+        f: &mut dyn FnMut(super::RawRecordRef<'_>),
+    ) -> Result<(), StoreError> {
+        while self.next <= self.to {
+            self.visit_frame(known, f)?;
+        }
+        Ok(())
+    }
+
     fn load_frame(&mut self) -> Result<(), StoreError> {
         let mut out = vec![];
         self.visit_frame(None, &mut |r| out.push(StoredRaw::from(r)))?;

@@ -4,8 +4,11 @@
 //! with the CA in `sslrootcert` (writer, readers, lease and LISTEN
 //! connections all encrypted), the offline tools run on the same URL,
 //! `require` and `verify-ca` connect, SCRAM works with channel binding,
-//! and a wrong CA, a wrong host, or `require` against a server without TLS
-//! are refused with words that name the database, never the password.
+//! `require` / `prefer` check the chain against a default
+//! `~/.postgresql/root.crt` (a home directory passed in), `hostaddr`
+//! without `host` connects over TLS, and a wrong CA, a wrong host, or
+//! `require` against a server without TLS are refused with words that
+//! name the database, never the password.
 
 mod common;
 
@@ -152,6 +155,123 @@ fn a_wrong_ca_or_a_wrong_host_is_refused_in_plain_words() {
     // Plain text is refused by this server.
     let url = format!("postgres://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
     assert!(open(&url).is_err());
+}
+
+/// Connects with `url`, the default CA file being `home`'s
+/// `.postgresql/root.crt` (never `$HOME`'s: tests run in parallel
+/// threads); whether the session is encrypted, or the words of the error.
+fn connect_in_home(url: &str, home: &std::path::Path) -> Result<bool, String> {
+    use isc_ledger::store::pg_conn::{parse_config, PgConfig};
+    use isc_ledger::store::pg_tls::MakeTls;
+    let (cfg, req) = parse_config(url).map_err(|e| e.to_string())?;
+    let tls = MakeTls::with_home(&req, Some(home))?;
+    let pg = PgConfig { cfg, tls };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (client, conn) = pg
+            .connect()
+            .await
+            .map_err(|e| pg.connect_error("test", e).to_string())?;
+        let task = tokio::spawn(conn);
+        let row = client
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(client);
+        let _ = task.await;
+        Ok(row.get::<_, bool>(0))
+    })
+}
+
+/// A home directory whose `.postgresql/root.crt` holds `ca_pem`.
+fn home_with_root_crt(ca_pem: &str) -> tempfile::TempDir {
+    let home = tempfile::tempdir().unwrap();
+    let root = isc_ledger::store::pg_tls::default_root_cert_in(home.path());
+    std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+    std::fs::write(&root, ca_pem).unwrap();
+    home
+}
+
+#[test]
+fn require_and_prefer_check_the_chain_against_the_default_ca_file() {
+    let (db, port) = tls_db("tls_default_ca");
+    let wrong = home_with_root_crt(&isc_ledger::store::pg_temp::new_test_ca().unwrap());
+    let right = home_with_root_crt(&std::fs::read_to_string(ca_file()).unwrap());
+    let url =
+        |mode: &str| format!("postgres://postgres:s3cret@127.0.0.1:{port}/{db}?sslmode={mode}");
+    for mode in ["require", "prefer"] {
+        // Another CA in ~/.postgresql/root.crt: the server is refused.
+        let e = connect_in_home(&url(mode), wrong.path()).unwrap_err();
+        assert!(
+            e.contains("not signed by the CA in sslrootcert")
+                && e.contains(".postgresql/root.crt")
+                && e.contains(&format!("sslmode={mode}")),
+            "{mode}: {e}"
+        );
+        assert!(
+            e.contains(&format!("database {db}")) && !e.contains("s3cret"),
+            "{e}"
+        );
+        // The cluster's CA there: connected, encrypted.
+        assert_eq!(
+            connect_in_home(&url(mode), right.path()),
+            Ok(true),
+            "{mode}"
+        );
+    }
+    // As verify-ca: the chain, not the host name.
+    let url = format!(
+        "host=wrong.example hostaddr=127.0.0.1 port={port} user=postgres dbname={db} sslmode=require"
+    );
+    assert_eq!(connect_in_home(&url, right.path()), Ok(true));
+    assert!(connect_in_home(&url, wrong.path()).is_err());
+    // No default file: require checks nothing (libpq's meaning).
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(connect_in_home(&url, empty.path()), Ok(true));
+}
+
+#[test]
+fn hostaddr_without_host_connects_over_tls() {
+    let (db, port) = tls_db("tls_hostaddr");
+    let home = tempfile::tempdir().unwrap();
+    let base = format!("hostaddr=127.0.0.1 port={port} user=postgres dbname={db}");
+    // The default, prefer: this server takes TCP over TLS only.
+    assert_eq!(
+        connect_in_home(&format!("{base} sslmode=prefer"), home.path()),
+        Ok(true)
+    );
+    assert_eq!(
+        connect_in_home(&format!("{base} sslmode=require"), home.path()),
+        Ok(true)
+    );
+    let ca = ca_file();
+    assert_eq!(
+        connect_in_home(
+            &format!("{base} sslmode=verify-ca sslrootcert={ca}"),
+            home.path()
+        ),
+        Ok(true)
+    );
+    // verify-full has no host name to check: refused before connecting.
+    let e = connect_in_home(
+        &format!("{base} sslmode=verify-full sslrootcert={ca}"),
+        home.path(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("sslmode=verify-full") && e.contains("only hostaddr"),
+        "{e}"
+    );
+    // The service opens over it too.
+    if std::env::var_os("PGSSLMODE").is_none() && std::env::var_os("HOME").is_some() {
+        open(&base).expect("hostaddr only, prefer");
+    }
 }
 
 #[test]

@@ -125,6 +125,22 @@ pub fn parse_config(s: &str) -> Result<(Config, TlsRequest), StoreError> {
             }
         }
     }
+    // tokio-postgres names the TLS server after `host` only: with just
+    // `hostaddr`, the address is the name (an IP name for rustls), as libpq
+    // checks a certificate against hostaddr then; the passfile is matched
+    // on it too (libpq's rule). verify-full has no host name to check.
+    if cfg.get_hosts().is_empty() && !cfg.get_hostaddrs().is_empty() {
+        if req.mode == SslMode::VerifyFull {
+            return Err(bad(
+                "sslmode=verify-full checks the host name in the server's certificate, and the string gives only hostaddr: add host=NAME (a name the certificate holds; hostaddr stays the address connected to), or use sslmode=verify-ca"
+                    .into(),
+            ));
+        }
+        let addrs: Vec<String> = cfg.get_hostaddrs().iter().map(|a| a.to_string()).collect();
+        for a in addrs {
+            cfg.host(a);
+        }
+    }
     if cfg.get_ports().is_empty() {
         if let Some(p) = env("PGPORT").and_then(|p| p.parse::<u16>().ok()) {
             cfg.port(p);
@@ -153,6 +169,21 @@ pub fn parse_config(s: &str) -> Result<(Config, TlsRequest), StoreError> {
         && cfg.get_hosts().iter().all(|h| matches!(h, Host::Unix(_)));
     if sockets_only {
         req.mode = SslMode::Disable;
+    }
+    // tokio-postgres takes one sslmode for every host: a socket in a list
+    // with TCP hosts would be asked for TLS, which it never has.
+    let some_socket = cfg.get_hosts().iter().any(|h| matches!(h, Host::Unix(_)));
+    if some_socket
+        && !sockets_only
+        && matches!(
+            req.mode,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
+    {
+        return Err(bad(format!(
+            "the host list mixes Unix-socket directories and TCP hosts, and sslmode={} would ask TLS of the sockets too (a socket never has TLS): list only TCP hosts (e.g. localhost for the local server), or only sockets",
+            req.mode.as_str()
+        )));
     }
     cfg.ssl_mode(match req.mode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -327,6 +358,49 @@ mod tests {
             e.contains("/nonexistent/ca.crt") && !e.contains("s3cret"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn hostaddr_alone_is_the_tls_name_and_verify_full_needs_a_host() {
+        let (cfg, _) =
+            parse_config("hostaddr=127.0.0.1 port=5433 dbname=x sslmode=require").expect("parse");
+        assert_eq!(cfg.get_hosts(), &[Host::Tcp("127.0.0.1".into())]);
+        assert_eq!(cfg.get_hostaddrs().len(), 1);
+        assert_eq!(
+            describe(&cfg),
+            "postgres 127.0.0.1:5433 database x user ".to_owned() + cfg.get_user().unwrap()
+        );
+        // A host given keeps being the name checked.
+        let (cfg, _) = parse_config("host=db1 hostaddr=10.0.0.1 dbname=x").expect("parse");
+        assert_eq!(cfg.get_hosts(), &[Host::Tcp("db1".into())]);
+        let e = parse_config("hostaddr=127.0.0.1 dbname=x sslmode=verify-full")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sslmode=verify-full") && e.contains("add host=NAME"),
+            "{e}"
+        );
+        parse_config("hostaddr=127.0.0.1 dbname=x sslmode=verify-ca").expect("verify-ca");
+    }
+
+    #[test]
+    fn sockets_mixed_with_tcp_hosts_are_refused_when_tls_is_required() {
+        for mode in ["require", "verify-ca", "verify-full"] {
+            let e = parse_config(&format!(
+                "host=/run/postgresql,db1 dbname=x sslmode={mode} sslrootcert=/ca.crt"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                e.contains("mixes Unix-socket directories and TCP hosts")
+                    && e.contains(&format!("sslmode={mode}")),
+                "{e}"
+            );
+        }
+        for mode in ["disable", "prefer"] {
+            parse_config(&format!("host=/run/postgresql,db1 dbname=x sslmode={mode}"))
+                .expect("a mixed list without required TLS");
+        }
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! TLS failure.
 //!
 //! The modes are libpq's: `disable` never encrypts; `prefer` (the default)
-//! encrypts when the server offers TLS and checks nothing; `require`
-//! insists on TLS and checks nothing, unless a CA file is given (then it
-//! checks the chain, like libpq); `verify-ca` checks that the server's
-//! certificate chains to the CA file; `verify-full` checks that and that
-//! the certificate names the host connected to. The CA file of the
-//! verifying modes defaults to `~/.postgresql/root.crt`, as in libpq. A
+//! encrypts when the server offers TLS; `require` insists on TLS;
+//! `verify-ca` checks that the server's certificate chains to the CA file;
+//! `verify-full` checks that and that the certificate's subjectAltName
+//! names the host connected to (rustls never reads the CN). The CA file is
+//! `sslrootcert`, else `~/.postgresql/root.crt` when that file exists, as
+//! in libpq; when there is one, `prefer` (once TLS is used) and `require`
+//! check the chain too, like `verify-ca`; without one they check nothing.
+//! `verify-ca` / `verify-full` without a CA file are refused. A
 //! Unix-socket connection never uses TLS (libpq ignores sslmode there).
 //! rustls with the ring provider (the one tonic's TLS already uses);
 //! SCRAM gets the `tls-server-end-point` channel binding.
@@ -41,9 +43,11 @@ use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 pub enum SslMode {
     /// No TLS.
     Disable,
-    /// TLS when the server offers it, nothing checked (libpq's default).
+    /// TLS when the server offers it (libpq's default); the chain checked
+    /// when there is a CA file (given or the default one), else nothing.
     Prefer,
-    /// TLS or no connection; nothing checked unless a CA file is given.
+    /// TLS or no connection; the chain checked when there is a CA file
+    /// (given or the default one), else nothing.
     Require,
     /// TLS, the server's certificate chains to the CA file.
     VerifyCa,
@@ -279,29 +283,44 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// libpq's default CA file of the verifying modes.
-fn default_root_cert() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".postgresql/root.crt"))
+/// libpq's default CA file under the home directory `home`
+/// (`~/.postgresql/root.crt`).
+pub fn default_root_cert_in(home: &Path) -> PathBuf {
+    home.join(".postgresql/root.crt")
 }
 
 impl MakeTls {
     /// Reads the CA file (when the mode needs one) and builds the client
-    /// configuration. `Err` is the words of what is wrong and what to do
-    /// (the caller names the database).
+    /// configuration; the default CA file is under `$HOME` (see
+    /// [`MakeTls::with_home`]). `Err` is the words of what is wrong and
+    /// what to do (the caller names the database).
     pub fn new(req: &TlsRequest) -> Result<MakeTls, String> {
+        let home = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from);
+        MakeTls::with_home(req, home.as_deref())
+    }
+
+    /// [`MakeTls::new`] with the home directory whose
+    /// `.postgresql/root.crt` is the default CA file (`None`: no default).
+    pub fn with_home(req: &TlsRequest, home: Option<&Path>) -> Result<MakeTls, String> {
         let mode = req.mode;
+        let default_ca = || home.map(default_root_cert_in).filter(|p| p.exists());
         let ca = match (&req.root_cert, mode) {
+            (_, SslMode::Disable) => None,
             (Some(p), _) => Some(p.clone()),
-            (None, SslMode::VerifyCa | SslMode::VerifyFull) => match default_root_cert() {
-                Some(p) if p.exists() => Some(p),
-                _ => {
+            (None, SslMode::VerifyCa | SslMode::VerifyFull) => match default_ca() {
+                Some(p) => Some(p),
+                None => {
                     return Err(format!(
                         "sslmode={} needs the CA certificate that signed the server's: add sslrootcert=FILE to the connection string (or set PGSSLROOTCERT, or put it in ~/.postgresql/root.crt)",
                         mode.as_str()
                     ))
                 }
             },
-            (None, _) => None,
+            // libpq: a default CA file that exists is used by prefer and
+            // require too (the chain is checked, as verify-ca).
+            (None, SslMode::Prefer | SslMode::Require) => default_ca(),
         };
         if mode == SslMode::Disable {
             return Ok(MakeTls {
@@ -312,8 +331,8 @@ impl MakeTls {
         }
         let provider = provider();
         let verifier: Arc<dyn ServerCertVerifier> = match &ca {
-            // prefer / require without a CA: encrypted, nothing checked
-            // (libpq's meaning of these modes).
+            // prefer / require without any CA file: encrypted, nothing
+            // checked (libpq's meaning of these modes).
             None => Arc::new(NoCheck(provider.clone())),
             Some(path) => {
                 let roots = Arc::new(load_roots(path)?);
@@ -323,7 +342,8 @@ impl MakeTls {
                 if mode == SslMode::VerifyFull {
                     webpki
                 } else {
-                    // verify-ca, and require with a CA file (as libpq).
+                    // verify-ca, and prefer / require with a CA file (as
+                    // libpq).
                     Arc::new(ChainOnly(webpki))
                 }
             }
@@ -801,6 +821,46 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("no PEM certificate"), "{e}");
+    }
+
+    #[test]
+    fn the_default_ca_file_is_used_by_every_mode_that_encrypts_when_it_exists() {
+        let home = tempfile::tempdir().unwrap();
+        let req = |mode| TlsRequest {
+            mode,
+            root_cert: None,
+        };
+        // No default file: prefer / require check nothing, verify-* refuse.
+        for mode in [SslMode::Prefer, SslMode::Require] {
+            let t = MakeTls::with_home(&req(mode), Some(home.path())).expect("no CA needed");
+            assert_eq!(t.ca, None);
+        }
+        let e = MakeTls::with_home(&req(SslMode::VerifyCa), Some(home.path())).unwrap_err();
+        assert!(e.contains("needs the CA certificate"), "{e}");
+        let e = MakeTls::with_home(&req(SslMode::VerifyFull), None).unwrap_err();
+        assert!(e.contains("needs the CA certificate"), "{e}");
+        // With one, every mode but disable takes it.
+        let root = default_root_cert_in(home.path());
+        std::fs::create_dir_all(root.parent().unwrap()).unwrap();
+        std::fs::write(&root, crate::store::pg_temp::new_test_ca().unwrap()).unwrap();
+        for mode in [
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ] {
+            let t = MakeTls::with_home(&req(mode), Some(home.path())).expect("the default CA");
+            assert_eq!(t.ca.as_deref(), Some(root.as_path()), "{mode:?}");
+        }
+        let t = MakeTls::with_home(&req(SslMode::Disable), Some(home.path())).unwrap();
+        assert!(t.ca.is_none() && t.config.is_none());
+        // A default file that is not a CA is an error, not a silent skip.
+        std::fs::write(&root, "junk\n").unwrap();
+        let e = MakeTls::with_home(&req(SslMode::Require), Some(home.path())).unwrap_err();
+        assert!(
+            e.contains("no PEM certificate") && e.contains("root.crt"),
+            "{e}"
+        );
     }
 
     #[test]

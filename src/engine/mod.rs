@@ -546,11 +546,8 @@ impl Engine {
             Some(known)
         });
         let log = self.shared.log.read().map_err(|_| lock_poisoned())?;
-        match &known {
-            Some(known) => log.visit_raw_known(from, to, known, f),
-            None => log.visit_raw(from, to, f),
-        }
-        .map_err(|e| EngineError::Unavailable(format!("cannot read the log: {e}")))
+        log.visit_raw(from, to, known.as_deref(), f)
+            .map_err(|e| EngineError::Unavailable(format!("cannot read the log: {e}")))
     }
 
     /// Moves the manual clock (FAILED_PRECONDITION backwards or on a system

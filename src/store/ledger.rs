@@ -292,24 +292,12 @@ impl LogStore<Event> for EventLog {
         &self,
         from_seq: u64,
         to_seq: u64,
+        known: Option<&[super::Hash]>,
         f: &mut dyn FnMut(super::RawRecordRef<'_>),
     ) -> Result<(), StoreError> {
         match self {
-            EventLog::Sled(s) => s.visit_raw(from_seq, to_seq, f),
-            EventLog::Postgres(p) => p.visit_raw(from_seq, to_seq, f),
-        }
-    }
-
-    fn visit_raw_known(
-        &self,
-        from_seq: u64,
-        to_seq: u64,
-        known: &[super::Hash],
-        f: &mut dyn FnMut(super::RawRecordRef<'_>),
-    ) -> Result<(), StoreError> {
-        match self {
-            EventLog::Sled(s) => s.visit_raw_known(from_seq, to_seq, known, f),
-            EventLog::Postgres(p) => p.visit_raw_known(from_seq, to_seq, known, f),
+            EventLog::Sled(s) => s.visit_raw(from_seq, to_seq, known, f),
+            EventLog::Postgres(p) => p.visit_raw(from_seq, to_seq, known, f),
         }
     }
 

@@ -367,34 +367,26 @@ pub trait LogStore<E: Serialize + DeserializeOwned + Indexed> {
     /// [`read_raw`](Self::read_raw) with each record lent to `f` instead
     /// of copied out (a backend may lend it from the stored frame). On a
     /// defect `f` has seen the records before it.
+    ///
+    /// `known`: the chain hashes when the caller has them already (the
+    /// Merkle tree): `known[i]` is the hash of record `from_seq - 1 + i`
+    /// (the genesis hash for seq 0), through `to_seq`. A backend may lend
+    /// those instead of re-hashing the stored bytes (sled does, and still
+    /// checks each frame's stored link against them); the bytes are then not
+    /// checked against the hashes here: whoever reads them does (an
+    /// auditor). This default ignores `known`.
     fn visit_raw(
         &self,
         from_seq: u64,
         to_seq: u64,
+        known: Option<&[Hash]>,
         f: &mut dyn FnMut(RawRecordRef<'_>),
     ) -> Result<(), StoreError> {
+        let _ = known;
         for r in self.read_raw(from_seq, to_seq) {
             f(r?.as_ref());
         }
         Ok(())
-    }
-
-    /// [`visit_raw`](Self::visit_raw) when the caller knows the chain
-    /// hashes already (the Merkle tree): `known[i]` is the hash of record
-    /// `from_seq - 1 + i` (the genesis hash for seq 0), through `to_seq`. A
-    /// backend may lend those instead of re-hashing the stored bytes (sled
-    /// does, and still checks each frame's stored link against them); the
-    /// bytes are then not checked against the hashes here: whoever reads
-    /// them does (an auditor). Other backends ignore `known`.
-    fn visit_raw_known(
-        &self,
-        from_seq: u64,
-        to_seq: u64,
-        known: &[Hash],
-        f: &mut dyn FnMut(RawRecordRef<'_>),
-    ) -> Result<(), StoreError> {
-        let _ = known;
-        self.visit_raw(from_seq, to_seq, f)
     }
 
     /// Chain hashes of records `from_seq..=to_seq` (clamped to the log), in

@@ -837,24 +837,14 @@ impl<E: Serialize + DeserializeOwned + Indexed> LogStore<E> for SledLog<E> {
         &self,
         from_seq: u64,
         to_seq: u64,
-        f: &mut dyn FnMut(super::RawRecordRef<'_>),
-    ) -> Result<(), StoreError> {
-        self.raw_iter(from_seq, to_seq).visit_all(None, f)
-    }
-
-    fn visit_raw_known(
-        &self,
-        from_seq: u64,
-        to_seq: u64,
-        known: &[Hash],
+        known: Option<&[Hash]>,
         f: &mut dyn FnMut(super::RawRecordRef<'_>),
     ) -> Result<(), StoreError> {
         let it = self.raw_iter(from_seq, to_seq);
         let (from, to) = (it.next, it.to);
-        if from <= to && known.len() as u64 != to - from + 2 {
-            return it.visit_all(None, f);
-        }
-        it.visit_all(Some((from, known)), f)
+        // Hashes not covering exactly `from - 1 ..= to` are not used.
+        let known = known.filter(|k| from > to || k.len() as u64 == to - from + 2);
+        it.visit_all(known.map(|k| (from, k)), f)
     }
 
     fn chain_hashes(&self, from_seq: u64, to_seq: u64) -> Result<Vec<Hash>, StoreError> {
@@ -1509,7 +1499,7 @@ mod tests {
             (2500, 2600),
         ] {
             let mut lent = vec![];
-            s.visit_raw(from, to, &mut |r| lent.push(StoredRaw::from(r)))
+            s.visit_raw(from, to, None, &mut |r| lent.push(StoredRaw::from(r)))
                 .expect("visit raw");
             let read: Vec<_> = s
                 .read_raw(from, to)
@@ -1518,7 +1508,7 @@ mod tests {
             assert_eq!(lent, read, "{from}..={to}");
         }
         let mut none = 0;
-        s.visit_raw(2501, 3000, &mut |_| none += 1)
+        s.visit_raw(2501, 3000, None, &mut |_| none += 1)
             .expect("visit raw");
         assert_eq!(none, 0);
         // With the chain hashes known (the Merkle tree's): the same records,
@@ -1533,8 +1523,10 @@ mod tests {
         for (from, to) in [(1, 2500), (1, 700), (700, 701), (701, 2500), (1023, 1026)] {
             let known: Vec<Hash> = (from - 1..=to).map(hash_of).collect();
             let mut lent = vec![];
-            s.visit_raw_known(from, to, &known, &mut |r| lent.push(StoredRaw::from(r)))
-                .expect("visit raw known");
+            s.visit_raw(from, to, Some(&known), &mut |r| {
+                lent.push(StoredRaw::from(r))
+            })
+            .expect("visit raw known");
             assert_eq!(
                 lent,
                 raw[from as usize - 1..to as usize].to_vec(),
@@ -1544,7 +1536,7 @@ mod tests {
         let mut known: Vec<Hash> = (0..=2500).map(hash_of).collect();
         known[700] = [9; 32]; // record 700's hash, which the second frame links to
         let e = s
-            .visit_raw_known(1, 2500, &known, &mut |_| ())
+            .visit_raw(1, 2500, Some(&known), &mut |_| ())
             .expect_err("a wrong link");
         assert!(e.to_string().contains("chain broken"), "{e}");
         // Chain hashes: from the last append's cache and from a scan.

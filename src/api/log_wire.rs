@@ -87,6 +87,16 @@ impl LogEntry<'_> {
             + varint(u64::from(self.version))
     }
 
+    /// Writes it as a message's own record (its fields), or as an entry of
+    /// the message's `following`.
+    fn put(&self, buf: &mut impl BufMut, following: bool) {
+        if following {
+            buf.put_u8(FOLLOWING << 3 | LEN);
+            encode_varint(self.fields_len() as u64, buf);
+        }
+        self.put_fields(buf);
+    }
+
     /// Writes its fields in tag order, defaults omitted (as prost does).
     fn put_fields(&self, buf: &mut impl BufMut) {
         put_varint_field(buf, SEQ, self.seq);
@@ -143,25 +153,14 @@ fn put_varint_field(buf: &mut impl BufMut, tag: u8, v: u64) {
     }
 }
 
-/// Writes one message of `entries` (the first, then its `following`).
-fn put_message(entries: &[LogEntry<'_>], buf: &mut BytesMut) {
-    let Some((first, rest)) = entries.split_first() else {
-        return;
-    };
-    first.put_fields(buf);
-    for e in rest {
-        buf.put_u8(FOLLOWING << 3 | LEN);
-        encode_varint(e.fields_len() as u64, buf);
-        e.put_fields(buf);
-    }
-}
-
 impl LogRecord {
     /// One message of `entries`: the first, the others in its `following`
     /// (none: the empty message).
     pub fn from_entries(entries: &[LogEntry<'_>]) -> LogRecord {
         let mut buf = BytesMut::new();
-        put_message(entries, &mut buf);
+        for (i, e) in entries.iter().enumerate() {
+            e.put(&mut buf, i > 0);
+        }
         LogRecord { wire: buf.freeze() }
     }
 
@@ -230,11 +229,7 @@ impl Batcher {
             self.ends.push(self.buf.len());
             (self.records, self.bytes) = (0, 0);
         }
-        if self.records > 0 {
-            self.buf.put_u8(FOLLOWING << 3 | LEN);
-            encode_varint(e.fields_len() as u64, &mut self.buf);
-        }
-        e.put_fields(&mut self.buf);
+        e.put(&mut self.buf, self.records > 0);
         self.records += 1;
         self.bytes += len;
     }

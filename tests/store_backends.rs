@@ -462,20 +462,26 @@ fn a_fenced_writer_that_lost_the_lease_commits_nothing() {
     );
 }
 
-#[test]
-fn the_chain_hashes_of_the_last_append_are_those_stored() {
-    let url = pg::shared_db();
-    let loc = StoreLocation::Postgres(url);
+/// A fresh database's log: an account opened, then `n` top-ups in one
+/// append; and the stored chain hashes of its records.
+fn opened_then_topped(n: usize) -> (EventLog, Vec<isc_ledger::store::Hash>) {
+    let loc = StoreLocation::Postgres(pg::shared_db());
     let mut log = EventLog::open(&loc, opts(u64::MAX)).expect("open");
     log.append(&[(AT, opened("a"))]).expect("append");
-    let batch: Vec<_> = (0..5)
+    let batch: Vec<_> = (0..n)
         .map(|i| (AT, topped("a", &format!("K{i}"), AT)))
         .collect();
     log.append(&batch).expect("append");
     let stored: Vec<_> = log
-        .raw_records(1, 6)
+        .raw_records(1, n as u64 + 1)
         .map(|r| r.expect("read").hash)
         .collect();
+    (log, stored)
+}
+
+#[test]
+fn the_chain_hashes_of_the_last_append_are_those_stored() {
+    let (log, stored) = opened_then_topped(5);
     // The last batch (served without a round trip), a part of it, and a
     // range reaching before it (read back).
     assert_eq!(log.chain_hashes(2, 6).expect("hashes"), stored[1..]);
@@ -485,18 +491,7 @@ fn the_chain_hashes_of_the_last_append_are_those_stored() {
 
 #[test]
 fn a_node_rewound_to_its_ledger_tails_again_and_cannot_append_over_the_log() {
-    let url = pg::shared_db();
-    let loc = StoreLocation::Postgres(url);
-    let mut log = EventLog::open(&loc, opts(u64::MAX)).expect("open");
-    log.append(&[(AT, opened("a"))]).expect("append");
-    let batch: Vec<_> = (0..4)
-        .map(|i| (AT, topped("a", &format!("K{i}"), AT)))
-        .collect();
-    log.append(&batch).expect("append");
-    let stored: Vec<_> = log
-        .raw_records(1, 5)
-        .map(|r| r.expect("read").hash)
-        .collect();
+    let (mut log, stored) = opened_then_topped(4);
     // A ledger that ends at record 2 (its later appends failed after COMMIT).
     log.rewind_to(2).expect("rewind");
     assert_eq!(log.head().seq, 2);
